@@ -1,0 +1,18 @@
+"""What every nameko service carries besides its domain: a health probe and call-id logging."""
+
+from __future__ import annotations
+
+from nameko.rpc import rpc
+
+from common.logging import CallIdLogging
+
+
+class ServiceBase:
+    """Base class of the EduSphere services."""
+
+    call_id_logging = CallIdLogging()
+
+    @rpc
+    def health(self) -> str:
+        """Readiness probe for the gateway: answers "ok" while the service consumes its queue."""
+        return "ok"

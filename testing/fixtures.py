@@ -1,0 +1,52 @@
+"""Session fixtures: one isolated database and one isolated virtual host per test run."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from testing import infra
+
+
+@pytest.fixture(scope="session")
+def test_run_id() -> str:
+    return infra.run_id()
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> Iterator[str]:
+    try:
+        with infra.postgres_server() as url:
+            yield url
+    except infra.ServerUnavailable as exc:
+        pytest.exit(str(exc), returncode=3)
+
+
+@pytest.fixture(scope="session")
+def rabbit_server() -> Iterator[tuple[str, str | None]]:
+    try:
+        with infra.rabbit_server() as server:
+            yield server
+    except infra.ServerUnavailable as exc:
+        pytest.exit(str(exc), returncode=3)
+
+
+@pytest.fixture(scope="session")
+def database_url(postgres_admin_url: str, test_run_id: str) -> Iterator[str]:
+    """URL of a database made for this run alone (no schema yet; migrations create them)."""
+    with infra.isolated_database(postgres_admin_url, test_run_id) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def vhost_name(test_run_id: str) -> str:
+    return test_run_id
+
+
+@pytest.fixture(scope="session")
+def amqp_uri(rabbit_server: tuple[str, str | None], vhost_name: str) -> Iterator[str]:
+    """AMQP URI on a virtual host made for this run alone."""
+    uri, management_url = rabbit_server
+    with infra.isolated_vhost(uri, management_url, vhost_name) as vhost_uri:
+        yield vhost_uri
