@@ -7,6 +7,15 @@ from collections.abc import Iterator
 import pytest
 
 from testing import infra
+from testing.stack import Stack, existing_services
+
+# The gateway of the end-to-end tests trusts the loopback proxy, so each test can present its own client
+# address (X-Forwarded-For) and login rate limits per address never leak from one test into another.
+E2E_GATEWAY_ENV = {
+    "EDUSPHERE_ENV": "development",
+    "JWT_SECRET": "end-to-end-test-secret",
+    "TRUSTED_PROXIES": "127.0.0.1",
+}
 
 
 @pytest.fixture(scope="session")
@@ -50,3 +59,19 @@ def amqp_uri(rabbit_server: tuple[str, str | None], vhost_name: str) -> Iterator
     uri, management_url = rabbit_server
     with infra.isolated_vhost(uri, management_url, vhost_name) as vhost_uri:
         yield vhost_uri
+
+
+@pytest.fixture(scope="session")
+def stack(database_url: str, amqp_uri: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """Every service and one gateway as real processes, migrated and ready."""
+    services = existing_services()
+    stack = Stack(database_url, amqp_uri, tmp_path_factory.mktemp("stack"), gateway_env=dict(E2E_GATEWAY_ENV))
+    try:
+        stack.migrate(services)
+        for service in services:
+            stack.start_service(service)
+        stack.start_gateway()
+        stack.wait_ready()
+        yield stack
+    finally:
+        stack.stop()

@@ -1,0 +1,137 @@
+"""The storage provider on the real PostgreSQL and RabbitMQ: database calls cooperate with eventlet, and
+events leave through the outbox only after commit, and are never lost."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+import eventlet
+import pytest
+from kombu import Connection, Exchange, Queue
+from nameko.rpc import rpc
+from nameko.standalone.rpc import ServiceRpcProxy
+from sqlalchemy import text
+
+from common.db import Storage, StorageBase, make_engine, service_metadata
+from common.outbox import outbox_table
+
+probe_metadata = service_metadata("storage_probe")
+probe_outbox = outbox_table(probe_metadata)
+
+
+class ProbeStorage(StorageBase):
+    def sleep(self, seconds: float) -> None:
+        self.session.execute(text("SELECT pg_sleep(:seconds)"), {"seconds": seconds})
+
+    def psycopg_implementation(self) -> str:
+        import psycopg
+
+        return psycopg.pq.__impl__
+
+
+class ProbeService:
+    name = "storage_probe"
+    storage = Storage(ProbeStorage, probe_metadata)
+
+    @rpc
+    def sleep(self, seconds):
+        self.storage.sleep(seconds)
+
+    @rpc
+    def psycopg_implementation(self):
+        return self.storage.psycopg_implementation()
+
+    @rpc
+    def emit(self, marker, fail=False):
+        with self.storage.transaction():
+            self.storage.emit("probed", {"marker": marker})
+            if fail:
+                raise ValueError("rolled back")
+
+
+@pytest.fixture(scope="module")
+def probe_schema(database_url):
+    engine = make_engine(database_url)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE SCHEMA IF NOT EXISTS storage_probe"))
+    probe_metadata.create_all(engine)
+    yield
+    engine.dispose()
+
+
+@pytest.fixture
+def probe(container_factory, probe_schema, database_url, amqp_uri):
+    config = {"AMQP_URI": amqp_uri, "DATABASE_URL": database_url, "OUTBOX_POLL_INTERVAL": 0.2}
+    container = container_factory(ProbeService, config)
+    container.start()
+    with ServiceRpcProxy("storage_probe", config) as proxy:
+        yield proxy, container
+
+
+@pytest.fixture
+def probed_events(amqp_uri):
+    """Messages the probe service publishes on its events exchange."""
+    with Connection(amqp_uri) as connection:
+        queue = Queue(
+            "probe-listener-" + uuid.uuid4().hex,
+            Exchange("storage_probe.events", type="topic", durable=True),
+            routing_key="probed",
+            auto_delete=True,
+        )
+        queue = queue(connection.default_channel)
+        queue.declare()
+
+        def drain(timeout: float = 5.0) -> list[dict]:
+            received, deadline = [], time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                message = queue.get(no_ack=True)
+                if message is None:
+                    if received:
+                        break
+                    eventlet.sleep(0.05)
+                    continue
+                received.append(json.loads(message.body))
+            return received
+
+        yield drain
+
+
+def test_services_use_psycopgs_pure_python_implementation(probe):
+    proxy, _ = probe
+    assert proxy.psycopg_implementation() == "python"
+
+
+def test_concurrent_slow_queries_overlap(probe):
+    """Four 0.5 s queries take about 0.5 s together when database waits yield to other greenthreads,
+    and 2 s when a blocking driver runs them one after the other."""
+    proxy, _ = probe
+    started = time.monotonic()
+    calls = [proxy.sleep.call_async(0.5) for _ in range(4)]
+    for call in calls:
+        call.result()
+    elapsed = time.monotonic() - started
+    assert elapsed < 1.5, f"4 concurrent pg_sleep(0.5) took {elapsed:.2f}s: database calls block eventlet"
+
+
+def test_events_are_published_only_after_commit(probe, probed_events):
+    proxy, _ = probe
+    committed, rolled_back = uuid.uuid4().hex, uuid.uuid4().hex
+    with pytest.raises(Exception):
+        proxy.emit(rolled_back, fail=True)
+    proxy.emit(committed)
+    markers = [event["marker"] for event in probed_events()]
+    assert committed in markers
+    assert rolled_back not in markers
+
+
+def test_events_left_in_the_outbox_are_relayed(probe, probed_events, database_url):
+    """A row whose publication never happened (a crash between commit and publish) is still delivered."""
+    marker = uuid.uuid4().hex
+    engine = make_engine(database_url)
+    with engine.begin() as conn:
+        conn.execute(probe_outbox.insert().values(event_type="probed", payload={"marker": marker}))
+    engine.dispose()
+    markers = [event["marker"] for event in probed_events(timeout=10)]
+    assert markers == [marker]
