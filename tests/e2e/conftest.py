@@ -1,0 +1,124 @@
+"""End-to-end fixtures: real service processes and a real gateway (the session `stack`), spoken to over
+HTTP exactly as the contract's clients do."""
+
+from __future__ import annotations
+
+import io
+import itertools
+import random
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from PIL import Image
+
+from testing.fixtures import E2E_GATEWAY_ENV
+
+JWT_SECRET = E2E_GATEWAY_ENV["JWT_SECRET"]
+PASSWORD = "correct-horse-battery-staple"
+
+
+def image_bytes(kind: str = "JPEG", size: tuple[int, int] = (1, 1)) -> bytes:
+    """A real image; the contract's acceptance tests upload a 1x1 red JPEG."""
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (255, 0, 0)).save(buffer, kind)
+    return buffer.getvalue()
+
+
+_addresses = itertools.count(1)
+
+
+def unique(prefix: str = "u") -> str:
+    return f"{prefix}{uuid.uuid4().hex[:12]}"
+
+
+def make_token(payload: dict[str, Any], secret: str = JWT_SECRET) -> str:
+    return jwt.encode(payload, secret, algorithm="HS256")
+
+
+@dataclass
+class Api:
+    """A GraphQL client of one gateway, presenting its own client address through the trusted proxy."""
+
+    base_url: str
+    client: httpx.Client
+    address: str = field(default_factory=lambda: f"10.{random.randint(0, 255)}.{next(_addresses) % 256}.{random.randint(1, 254)}")
+
+    def post(
+        self,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        *,
+        token: str | None = None,
+        path: str = "/graphql/",
+        headers: dict[str, str] | None = None,
+        cookies: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        all_headers = {"X-Forwarded-For": self.address}
+        if token:
+            all_headers["Authorization"] = f"JWT {token}"
+        all_headers.update(headers or {})
+        body: dict[str, Any] = {"query": query}
+        if variables is not None:
+            body["variables"] = variables
+        return self.client.post(self.base_url + path, json=body, headers=all_headers, cookies=cookies)
+
+    def gql(self, query: str, variables: dict[str, Any] | None = None, **kwargs: Any) -> dict[str, Any]:
+        """Execute and return the JSON body; the HTTP status must be 200."""
+        response = self.post(query, variables, **kwargs)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def register(self, username: str | None = None, email: str | None = None, name: str = "Test User",
+                 password: str = PASSWORD) -> dict[str, Any]:
+        username = username or unique()
+        email = email or f"{username}@example.com"
+        body = self.gql(
+            """mutation($u: String!, $n: String!, $e: String!, $p: String!) {
+                 registerUser(username: $u, name: $n, email: $e, password1: $p, password2: $p) {
+                   success user { id username name } } }""",
+            {"u": username, "n": name, "e": email, "p": password},
+        )
+        assert "errors" not in body, body
+        user = body["data"]["registerUser"]["user"]
+        return {**user, "email": email, "password": password}
+
+    def login(self, email: str, password: str = PASSWORD) -> str:
+        body = self.gql(
+            "mutation($e: String!, $p: String!) { tokenAuth(email: $e, password: $p) { token } }",
+            {"e": email, "p": password},
+        )
+        assert "errors" not in body, body
+        return body["data"]["tokenAuth"]["token"]
+
+    def new_user(self, **kwargs: Any) -> dict[str, Any]:
+        """A registered user with a fresh token under "token"."""
+        user = self.register(**kwargs)
+        user["token"] = self.login(user["email"], user["password"])
+        return user
+
+
+@pytest.fixture
+def api(stack) -> Api:
+    with httpx.Client(timeout=30) as client:
+        yield Api(stack.gateway_url, client)
+
+
+@pytest.fixture
+def other_api(stack) -> Api:
+    """A second client, from another address and with its own cookie jar."""
+    with httpx.Client(timeout=30) as client:
+        yield Api(stack.gateway_url, client)
+
+
+def error_of(body: dict[str, Any], index: int = 0) -> dict[str, Any]:
+    assert body.get("errors"), body
+    return body["errors"][index]
+
+
+def now() -> int:
+    return int(time.time())
