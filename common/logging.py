@@ -47,10 +47,11 @@ class JsonFormatter(logging.Formatter):
             "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
             + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
-            "service": self.service,
             "logger": record.name,
             "msg": record.getMessage(),
         }
+        if self.service:
+            line["service"] = self.service
         call_id = getattr(record, "call_id", None) or current_call_id()
         if call_id:
             line["call_id"] = call_id

@@ -50,6 +50,7 @@ class OutboxRelay(SharedExtension):
         self.engine: Engine | None = None
         self.table: Table | None = None
         self._loop = None
+        self._stopped = False
 
     def bind_storage(self, engine: Engine, table: Table) -> None:
         self.engine, self.table = engine, table
@@ -61,11 +62,16 @@ class OutboxRelay(SharedExtension):
         self.poll_interval = float(config.get("OUTBOX_POLL_INTERVAL", self.poll_interval))
 
     def start(self) -> None:
+        self._stopped = False
         self._loop = self.container.spawn_managed_thread(self._relay_forever)
 
     def stop(self) -> None:
+        self._stopped = True
         if self._loop is not None:
             self._loop.kill()
+
+    def kill(self) -> None:
+        self.stop()
 
     def relay(self) -> int:
         """Publish every pending row; returns how many were published. Never raises: a failure leaves
@@ -100,6 +106,8 @@ class OutboxRelay(SharedExtension):
         return len(rows)
 
     def _relay_forever(self) -> None:
-        while True:
+        # A kill landing inside a query can surface as an ordinary database error that relay()
+        # swallows, so the loop also watches the flag.
+        while not self._stopped:
             eventlet.sleep(self.poll_interval)
             self.relay()
