@@ -1,0 +1,1 @@
+"""Authentication: JWTs, cookies, CSRF and per-request credentials (CONTRACT §9)."""

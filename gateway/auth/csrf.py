@@ -1,0 +1,41 @@
+"""CSRF double submit (D3): the ``csrftoken`` cookie value and the ``X-CSRFToken`` header must match."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import string
+from collections.abc import Mapping
+
+from gateway.auth.cookies import CSRF_COOKIE
+
+CSRF_HEADER = "x-csrftoken"
+TOKEN_LENGTH = 32
+_ALPHABET = string.ascii_letters + string.digits
+
+CSRF_FAILED = "CSRF verification failed."
+
+
+def new_token() -> str:
+    """A fresh 32-character alphanumeric token (Django's format)."""
+    return "".join(secrets.choice(_ALPHABET) for _ in range(TOKEN_LENGTH))
+
+
+def is_well_formed(token: str | None) -> bool:
+    """True for a 32-character alphanumeric token."""
+    return token is not None and len(token) == TOKEN_LENGTH and all(c in _ALPHABET for c in token)
+
+
+def cookie_token(cookies: Mapping[str, str]) -> str:
+    """The token to send back: the request's own when well formed (same value unless rotated), else new."""
+    token = cookies.get(CSRF_COOKIE)
+    return token if token is not None and is_well_formed(token) else new_token()
+
+
+def passes(cookies: Mapping[str, str], headers: Mapping[str, str]) -> bool:
+    """The double-submit check: a non-empty cookie equal to the header, compared in constant time."""
+    cookie = cookies.get(CSRF_COOKIE) or ""
+    header = headers.get(CSRF_HEADER) or ""
+    if not cookie or not header:
+        return False
+    return hmac.compare_digest(cookie.encode("utf-8"), header.encode("utf-8"))

@@ -1,0 +1,1 @@
+"""The GraphQL layer: schema composition, per-request context, errors, limits and the HTTP view."""

@@ -1,0 +1,162 @@
+"""The per-request GraphQL context: settings, the RPC client, the connection, the caller (resolved
+lazily, once), per-request DataLoaders, the call id sent to services, and the cookies the response
+must carry."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from starlette.requests import HTTPConnection
+
+from gateway.auth import cookies, credentials
+from gateway.auth.credentials import Authentication, UserRecord
+from gateway.auth.tokens import IssuedToken
+from gateway.graphql import errors
+from gateway.media import AvatarStore
+from gateway.proxy import client_address, is_secure
+from gateway.rpc import RpcClient, RpcError
+from gateway.settings import Settings
+
+LoaderT = TypeVar("LoaderT")
+
+
+def new_call_id() -> str:
+    """The id of one gateway request, sent to every service it calls (``gateway.<uuid>``)."""
+    return f"gateway.{uuid.uuid4()}"
+
+
+@dataclass
+class ResponseEffects:
+    """What resolvers ask of the HTTP response: ``Set-Cookie`` values and a CSRF token rotation."""
+
+    cookies: list[str] = field(default_factory=list)
+    rotate_csrf: bool = False
+
+
+class GraphQLContext:
+    """Built for every GraphQL request (and every subscription connection)."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        rpc: RpcClient | None,
+        connection: HTTPConnection,
+        avatar_store: AvatarStore,
+        call_id: str | None = None,
+        token: str | None = None,
+        token_from_connection: bool = True,
+    ) -> None:
+        """``token`` overrides the connection's credential (e.g. a subscription's ``connection_init``);
+        with ``token_from_connection`` the header/cookie of ``connection`` is used when it is ``None``."""
+        self.settings = settings
+        self._rpc = rpc
+        self.request = connection
+        self.avatar_store = avatar_store
+        self.call_id = call_id or new_call_id()
+        self.call_id_stack: list[str] = [self.call_id]
+        self.response = ResponseEffects()
+        self.secure_cookies = is_secure(connection, settings)
+        self.client_address = client_address(connection, settings)
+        self.token = token if token is not None or not token_from_connection else credentials.request_token(connection)
+        self._authentication: Authentication | None = None
+        self._authentication_failure: errors.GatewayError | None = None
+        self._authentication_lock = asyncio.Lock()
+        self._loaders: dict[Callable[..., Any], Any] = {}
+
+    # --- services ---------------------------------------------------------------------------------
+
+    async def call(self, service: str, method: str, *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
+        """Call ``service.method`` with this request's call id; failures become :class:`GatewayError`."""
+        if self._rpc is None:
+            raise errors.GatewayError(errors.SERVICE_UNAVAILABLE, errors.INTERNAL_SERVER_ERROR)
+        try:
+            return await self._rpc.call(
+                service, method, *args, timeout=timeout, call_id_stack=self.call_id_stack, **kwargs
+            )
+        except RpcError as exc:
+            raise errors.from_rpc_error(exc) from exc
+
+    def loader(self, factory: Callable[[GraphQLContext], LoaderT]) -> LoaderT:
+        """The request's DataLoader made by ``factory`` (one per factory per request)."""
+        loader = self._loaders.get(factory)
+        if loader is None:
+            loader = self._loaders[factory] = factory(self)
+        return loader
+
+    # --- the caller ------------------------------------------------------------------------------
+
+    async def authentication(self) -> Authentication:
+        """The request's credential, checked once (§4.2); concurrent root fields share the lookup."""
+        if self._authentication is None and self._authentication_failure is None:
+            async with self._authentication_lock:
+                if self._authentication is None and self._authentication_failure is None:
+                    try:
+                        self._authentication = await credentials.authenticate(
+                            self.token, secret=self.settings.jwt_secret, find_user=self.find_user_by_email
+                        )
+                    except errors.GatewayError as exc:
+                        # Remembered, so the other root fields fail at once instead of waiting for
+                        # their own timeout on the same unavailable service.
+                        self._authentication_failure = exc
+        if self._authentication_failure is not None:
+            raise self._authentication_failure
+        assert self._authentication is not None
+        return self._authentication
+
+    async def check_credentials(self) -> None:
+        """Raise the credential's §7.2 error (``UNAUTHENTICATED``) when it is bad."""
+        authentication = await self.authentication()
+        if authentication.error is not None:
+            raise errors.unauthenticated(authentication.error)
+
+    async def current_user(self) -> UserRecord | None:
+        """The authenticated user, ``None`` when anonymous; a bad credential raises its error."""
+        await self.check_credentials()
+        return (await self.authentication()).user
+
+    async def require_user(self) -> UserRecord:
+        """The authenticated user, or the login-required error (§4.1)."""
+        user = await self.current_user()
+        if user is None:
+            raise errors.login_required()
+        return user
+
+    async def find_user_by_email(self, email: str) -> UserRecord | None:
+        """The user with this email (case-insensitive, D1), ``None`` when there is none."""
+        user = await self.call("users", "get_by_email", email)
+        if user is not None:
+            self.prime_user(user)
+        return user  # type: ignore[no-any-return]
+
+    def prime_user(self, user: UserRecord) -> None:
+        """Let the users DataLoader answer for ``user`` without another RPC."""
+        from gateway.users.loaders import user_loader  # the users domain builds on this module
+
+        self.loader(user_loader).prime(user["id"], user)
+
+    # --- response effects ----------------------------------------------------------------------
+
+    def set_jwt_cookie(self, issued: IssuedToken) -> None:
+        """Send the ``JWT`` cookie for ``issued`` and rotate the CSRF token (login and refresh)."""
+        self.response.cookies.append(
+            cookies.jwt_cookie(
+                issued.token,
+                expires_at=issued.expires_at,
+                max_age=self.settings.jwt_expiration,
+                secure=self.secure_cookies,
+            )
+        )
+        self.response.rotate_csrf = True
+
+    def delete_jwt_cookie(self) -> None:
+        """Clear the ``JWT`` cookie (logout, account deletion)."""
+        self.response.cookies.append(cookies.jwt_deletion_cookie(secure=self.secure_cookies))
+
+    def delete_refresh_token_cookie(self) -> None:
+        """Clear the ``JWT-refresh-token`` cookie."""
+        self.response.cookies.append(cookies.refresh_token_deletion_cookie(secure=self.secure_cookies))

@@ -1,0 +1,1 @@
+"""The users domain of the GraphQL schema: types, loaders, queries and mutations."""
