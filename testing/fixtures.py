@@ -13,7 +13,7 @@ from testing.stack import Stack, existing_services
 # address (X-Forwarded-For) and login rate limits per address never leak from one test into another.
 E2E_GATEWAY_ENV = {
     "EDUSPHERE_ENV": "development",
-    "JWT_SECRET": "end-to-end-test-secret",
+    "JWT_SECRET": "end-to-end-test-secret-of-at-least-32-bytes",
     "TRUSTED_PROXIES": "127.0.0.1",
 }
 

@@ -19,9 +19,10 @@ BIN = Path(sys.executable).parent
 
 
 def existing_services() -> list[str]:
-    """Services present in the tree, in dependency order."""
-    order = ("users", "rooms", "messages")
-    return [name for name in order if (ROOT / "services" / name / "service.py").exists()]
+    """The services the platform runs, in start order."""
+    from services import DEPLOYED
+
+    return list(DEPLOYED)
 
 
 def free_port() -> int:
@@ -108,11 +109,13 @@ class Stack:
         )
 
     def start_service(self, name: str) -> ManagedProcess:
+        from services import DEPLOYED
+
         process = self.services.get(name)
         if process is None:
             process = ManagedProcess(
                 name,
-                [str(BIN / "nameko"), "run", f"services.{name}.service", "--config", "services/config.yml"],
+                [str(BIN / "nameko"), "run", DEPLOYED[name], "--config", "services/config.yml"],
                 self.base_env(),
                 self.workdir / f"{name}.log",
             )
@@ -120,11 +123,13 @@ class Stack:
         process.start()
         return process
 
-    def start_gateway(self) -> str:
+    def start_gateway(self, **settings: str) -> str:
+        """Start one more gateway (settings override the stack's gateway environment); returns its URL."""
         port = free_port()
         env = self.base_env()
         env.update(self.gateway_env)
-        env["MEDIA_ROOT"] = str(self.media_root)
+        env.update(GATEWAY_SERVICES=",".join(self.services), MEDIA_ROOT=str(self.media_root))
+        env.update(settings)
         process = ManagedProcess(
             f"gateway-{len(self.gateways) + 1}",
             [str(BIN / "uvicorn"), "gateway.app:app", "--host", "127.0.0.1", "--port", str(port), "--no-access-log"],

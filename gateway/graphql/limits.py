@@ -12,9 +12,9 @@ Every failure has ``extensions.code = GRAPHQL_VALIDATION_FAILED`` and, on HTTP, 
 
 Counting: a field at the top of an operation has depth 1, its subfields depth 2, and so on, so the
 reference web client's ``messagesByUser { room { host { username } } }`` has depth 4. Every field
-counts, ``__typename`` and introspection fields included (the contract makes no exception). Note that
-GraphiQL's own introspection query nests about 13 deep, so its schema explorer needs a higher
-``GRAPHQL_MAX_DEPTH`` in development.
+counts, ``__typename`` included. Where introspection is allowed (D5), the inside of ``__schema`` and
+``__type`` is not counted: it reads the static schema, not data, and GraphiQL's own introspection query
+nests about 13 deep; where it is not allowed, those fields fail validation anyway.
 """
 
 from __future__ import annotations
@@ -50,7 +50,12 @@ def document_size_error(query: str, max_bytes: int) -> GraphQLError | None:
     )
 
 
-def query_limits_rule(max_depth: int, max_fields: int, max_root_fields: int) -> type[ASTValidationRule]:
+INTROSPECTION_FIELDS = frozenset({"__schema", "__type"})
+
+
+def query_limits_rule(
+    max_depth: int, max_fields: int, max_root_fields: int, introspection: bool = False
+) -> type[ASTValidationRule]:
     """A validation rule enforcing the three structural limits of D6 on every operation."""
 
     class QueryLimitsRule(ValidationRule):
@@ -60,7 +65,7 @@ def query_limits_rule(max_depth: int, max_fields: int, max_root_fields: int) -> 
                 for definition in self.context.document.definitions
                 if isinstance(definition, FragmentDefinitionNode)
             }
-            error = _check_operation(node, fragments, max_depth, max_fields, max_root_fields)
+            error = _check_operation(node, fragments, max_depth, max_fields, max_root_fields, introspection)
             if error is not None:
                 self.report_error(error)
 
@@ -78,6 +83,7 @@ def _check_operation(
     max_depth: int,
     max_fields: int,
     max_root_fields: int,
+    introspection: bool = False,
 ) -> GraphQLError | None:
     fields = 0
     root_fields = 0
@@ -107,6 +113,8 @@ def _check_operation(
                         return _limit_error(
                             f"Operation has too many root fields: the maximum is {max_root_fields}.", operation
                         )
+                if introspection and selection.name.value in INTROSPECTION_FIELDS:
+                    continue
                 if selection.selection_set:
                     stack.append((selection.selection_set, depth + 1, expanding))
             elif isinstance(selection, InlineFragmentNode):
@@ -144,7 +152,7 @@ def limit_extensions(
     introspection: bool,
 ) -> list[Any]:
     """Schema extension factories enforcing D5 and D6, in the order they must run."""
-    rules: list[type[ASTValidationRule]] = [query_limits_rule(max_depth, max_fields, max_root_fields)]
+    rules: list[type[ASTValidationRule]] = [query_limits_rule(max_depth, max_fields, max_root_fields, introspection)]
     if not introspection:
         rules.append(NoSchemaIntrospectionCustomRule)
     return [

@@ -38,11 +38,11 @@ from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOpe
 from strawberry.types.graphql import OperationType
 
 from gateway.auth import cookies, csrf
-from gateway.auth.credentials import EXEMPT_ROOT_FIELDS, header_token
+from gateway.auth.credentials import header_token
 from gateway.graphql import errors
 from gateway.graphql.context import GraphQLContext, new_call_id
 from gateway.graphql.limits import document_size_error
-from gateway.graphql.parsing import root_field_names, selected_operation, try_parse
+from gateway.graphql.parsing import selected_operation, try_parse
 from gateway.graphql.schema import GatewaySchema
 from gateway.logging import call_id_var, log_graphql_request
 from gateway.proxy import is_secure
@@ -62,12 +62,6 @@ MISSING_FILES = "File(s) missing in form data."
 UNSUPPORTED_CONTENT_TYPE = "Unsupported content type."
 BODY_TOO_LARGE = "Request body too large."
 METHOD_NOT_ALLOWED = "GraphQL only supports GET and POST requests."
-
-CSRF_EXEMPT_ROOT_FIELDS = EXEMPT_ROOT_FIELDS
-"""A mutation selecting only these needs no CSRF header even with a ``JWT`` cookie: none of them acts
-with the cookie's authority (tokenAuth ignores it, verifyToken reads it, refreshToken renews the same
-session, deleteToken/deleteRefreshToken clear cookies), and logout must always work (C13). Multipart
-requests are checked regardless."""
 
 MAX_MULTIPART_FILES = 10
 MAX_MULTIPART_FIELDS = 100
@@ -333,8 +327,6 @@ class GraphQLView(GraphQL):
                 raise RequestError(405, MUTATION_OVER_GET, errors.BAD_REQUEST, {"Allow": "POST"})
             assert document is not None
             if data.multipart or not _cookie_authenticated(request):
-                return
-            if root_field_names(document, operation) <= CSRF_EXEMPT_ROOT_FIELDS:
                 return
             if not csrf.passes(request.cookies, request.headers):
                 raise RequestError(403, csrf.CSRF_FAILED, errors.FORBIDDEN)

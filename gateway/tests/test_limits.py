@@ -117,3 +117,13 @@ def test_introspection_off(query):
 
 def test_typename_with_introspection_off():
     assert validate(SCHEMA, parse("{ __typename users { __typename } }"), [NoSchemaIntrospectionCustomRule]) == []
+
+
+def test_introspection_is_not_counted_where_it_is_allowed():
+    """GraphiQL's introspection query nests about 13 deep; with introspection on it passes the depth limit,
+    while a data query of the same depth would not."""
+    from graphql import get_introspection_query
+
+    document = parse(get_introspection_query())
+    assert validate(SCHEMA, document, [query_limits_rule(10, 500, 10, introspection=True)]) == []
+    assert validate(SCHEMA, document, [query_limits_rule(10, 500, 10, introspection=False)])

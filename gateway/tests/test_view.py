@@ -245,7 +245,7 @@ async def test_cookie_authenticated_mutations_need_the_csrf_header(client, users
     assert body == {"data": {"updateUser": {"user": {"name": "Changed"}}}}
 
 
-async def test_queries_header_auth_and_auth_mutations_are_exempt(client, users):
+async def test_queries_and_header_auth_are_exempt(client, users):
     users.add("alice", "alice@x.com")
     token = token_for("alice@x.com")
     assert (await gql(client, "{ me { username } }", cookies={"JWT": token}))["data"] == {"me": {"username": "alice"}}
@@ -253,15 +253,20 @@ async def test_queries_header_auth_and_auth_mutations_are_exempt(client, users):
         client, 'mutation { updateUser(name: "H") { user { name } } }', token=token, cookies={"JWT": token}
     )
     assert body == {"data": {"updateUser": {"user": {"name": "H"}}}}
-    body = await gql(client, "mutation { deleteToken { deleted } refreshToken { token } }", cookies={"JWT": token})
-    assert body["data"]["deleteToken"] == {"deleted": True}
-    # Mixing an exempt field with another mutation needs the header again.
-    await gql(
+
+
+async def test_auth_mutations_with_a_jwt_cookie_need_the_csrf_header_too(client, users):
+    """D3 names no exception: logout by cookie is checked like any other mutation (browsers send the header)."""
+    users.add("alice", "alice@x.com")
+    token = token_for("alice@x.com")
+    await gql(client, "mutation { deleteToken { deleted } }", cookies={"JWT": token}, status=403)
+    body = await gql(
         client,
-        'mutation { deleteToken { deleted } updateUser(name: "x") { user { name } } }',
-        cookies={"JWT": token},
-        status=403,
+        "mutation { deleteToken { deleted } }",
+        cookies={"JWT": token, "csrftoken": "d" * 32},
+        headers={"X-CSRFToken": "d" * 32},
     )
+    assert body["data"]["deleteToken"] == {"deleted": True}
 
 
 async def test_multipart_always_needs_the_csrf_header(client, users):
@@ -400,7 +405,8 @@ async def test_refresh_token(client, users):
     response = await client.post(
         "/graphql/",
         json={"query": "mutation { refreshToken { payload refreshExpiresIn token } }"},
-        cookies={"JWT": token_for("alice@x.com", orig_iat=orig, exp_in=300)},
+        cookies={"JWT": token_for("alice@x.com", orig_iat=orig, exp_in=300), "csrftoken": "e" * 32},
+        headers={"X-CSRFToken": "e" * 32},
     )
     result = response.json()["data"]["refreshToken"]
     assert result["payload"]["origIat"] == orig and result["payload"]["email"] == "Alice@x.com"
@@ -450,7 +456,10 @@ async def test_delete_token(client, users, cookie):
     value = {"valid": token_for("alice@x.com"), "garbage": "garbage", None: None}[cookie]
     client.cookies.clear()
     response = await client.post(
-        "/graphql/", json={"query": "mutation { deleteToken { deleted } }"}, cookies={"JWT": value} if value else None
+        "/graphql/",
+        json={"query": "mutation { deleteToken { deleted } }"},
+        cookies={"JWT": value, "csrftoken": "f" * 32} if value else None,
+        headers={"X-CSRFToken": "f" * 32},
     )
     assert response.json() == {"data": {"deleteToken": {"deleted": cookie is not None}}}
     assert 'JWT=""; expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0; Path=/' in response.headers.get_list("set-cookie")

@@ -20,6 +20,7 @@ from testing.fixtures import E2E_GATEWAY_ENV
 
 JWT_SECRET = E2E_GATEWAY_ENV["JWT_SECRET"]
 PASSWORD = "correct-horse-battery-staple"
+CSRF_TOKEN = "e2eCsrfToken0123456789abcdefABCD"
 
 
 def image_bytes(kind: str = "JPEG", size: tuple[int, int] = (1, 1)) -> bytes:
@@ -57,14 +58,22 @@ class Api:
         path: str = "/graphql/",
         headers: dict[str, str] | None = None,
         cookies: dict[str, str] | None = None,
+        csrf: bool = True,
     ) -> httpx.Response:
+        """POST one operation. Only the cookies given are sent; with a ``JWT`` cookie the matching CSRF
+        cookie and header go along too, as the reference web client sends them, unless ``csrf=False``."""
         all_headers = {"X-Forwarded-For": self.address}
         if token:
             all_headers["Authorization"] = f"JWT {token}"
+        cookies = dict(cookies or {})
+        if csrf and "JWT" in cookies and "csrftoken" not in cookies:
+            cookies["csrftoken"] = CSRF_TOKEN
+            all_headers["X-CSRFToken"] = CSRF_TOKEN
         all_headers.update(headers or {})
         body: dict[str, Any] = {"query": query}
         if variables is not None:
             body["variables"] = variables
+        self.client.cookies.clear()  # no jar: every test states the cookies it sends
         return self.client.post(self.base_url + path, json=body, headers=all_headers, cookies=cookies)
 
     def gql(self, query: str, variables: dict[str, Any] | None = None, **kwargs: Any) -> dict[str, Any]:
@@ -106,6 +115,21 @@ class Api:
 def api(stack) -> Api:
     with httpx.Client(timeout=30) as client:
         yield Api(stack.gateway_url, client)
+
+
+@pytest.fixture(scope="session")
+def production_gateway_url(stack) -> str:
+    """A second gateway configured for production: no GraphiQL, no introspection, and (to test the depth
+    limit, which this schema's data fields cannot reach otherwise) a maximum depth of 2."""
+    url = stack.start_gateway(EDUSPHERE_ENV="production", GRAPHQL_MAX_DEPTH="2")
+    stack.wait_ready()
+    return url
+
+
+@pytest.fixture
+def production_api(production_gateway_url) -> Api:
+    with httpx.Client(timeout=30) as client:
+        yield Api(production_gateway_url, client)
 
 
 @pytest.fixture

@@ -98,7 +98,7 @@ def test_every_graphql_response_sets_the_csrf_cookie_keeping_its_value(api):
 def test_cookie_authenticated_mutations_need_the_csrf_header(api):
     user = api.new_user()
     mutation = 'mutation { updateUser(name: "Changed") { user { name } } }'
-    response = api.post(mutation, cookies={"JWT": user["token"]})
+    response = api.post(mutation, cookies={"JWT": user["token"]}, csrf=False)
     assert response.status_code == 403
     assert response.json() == CSRF_FAILED
     response = api.post(mutation, cookies={"JWT": user["token"], "csrftoken": "b" * 32}, headers={"X-CSRFToken": "c" * 32})
@@ -110,9 +110,18 @@ def test_cookie_authenticated_mutations_need_the_csrf_header(api):
 
 def test_queries_and_header_authenticated_mutations_are_exempt(api):
     user = api.new_user()
-    assert api.post("{ me { username } }", cookies={"JWT": user["token"]}).status_code == 200
+    assert api.post("{ me { username } }", cookies={"JWT": user["token"]}, csrf=False).status_code == 200
     body = api.gql('mutation { updateUser(name: "Header") { user { name } } }', token=user["token"])
     assert body == {"data": {"updateUser": {"user": {"name": "Header"}}}}
+
+
+def test_logout_by_cookie_is_csrf_checked_too(api):
+    """D3 names no exception: logout and refresh by cookie need the header, which browsers send."""
+    user = api.new_user()
+    for mutation in ("mutation { deleteToken { deleted } }", "mutation { refreshToken { token } }"):
+        response = api.post(mutation, cookies={"JWT": user["token"]}, csrf=False)
+        assert response.status_code == 403
+        assert response.json() == CSRF_FAILED
 
 
 def test_cors(api):
@@ -152,11 +161,6 @@ def test_graphiql_and_introspection_in_development(api):
 
 def test_query_limits(api):
     """D6: too deep, too large, too many fields or root fields → 400 before execution."""
-    too_deep = "{ __schema { types { fields { type { ofType { ofType { ofType { ofType { ofType { ofType { name } } } } } } } } } } }"
-    response = api.post(too_deep)
-    assert response.status_code == 400
-    assert error_of(response.json())["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
-
     too_big = "{ __typename " + " " * 16 * 1024 + "}"
     response = api.post(too_big)
     assert response.status_code == 400
@@ -177,6 +181,33 @@ def test_query_limits(api):
     response = api.post("{ users { " + many + " } }")
     assert response.status_code == 400
     assert error_of(response.json())["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+
+
+def test_depth_limit(production_api):
+    assert production_api.gql("{ authStatus { isAuthenticated } }")["data"]
+    response = production_api.post("{ authStatus { user { id } } }")
+    assert response.status_code == 400
+    body = response.json()
+    assert "data" not in body
+    assert error_of(body)["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+
+
+def test_graphiql_and_introspection_off_in_production(production_api):
+    """D5: no GraphiQL page and no __schema/__type; __typename still works."""
+    page = production_api.client.get(production_api.base_url + "/graphql/", headers={"Accept": "text/html"})
+    assert "graphiql" not in page.text.lower()
+    for query in ("{ __schema { queryType { name } } }", '{ __type(name: "Query") { name } }'):
+        response = production_api.post(query)
+        assert response.status_code == 400
+        assert error_of(response.json())["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+    assert production_api.gql("{ __typename }") == {"data": {"__typename": "Query"}}
+
+
+def test_graphiqls_introspection_query_passes_the_limits_in_development(api):
+    from graphql import get_introspection_query
+
+    body = api.gql(get_introspection_query())
+    assert body["data"]["__schema"]["queryType"]["name"] == "Query"
 
 
 def test_reference_client_operations_pass_the_limits(api):

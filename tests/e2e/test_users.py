@@ -234,6 +234,7 @@ def upload_avatar(api, token, content, filename="avatar.jpg", csrf=True, extra_v
     if csrf:
         headers["X-CSRFToken"] = csrf_token
         cookies["csrftoken"] = csrf_token
+    api.client.cookies.clear()
     return api.client.post(
         api.base_url + "/graphql/",
         data={"operations": json.dumps(operations), "map": json.dumps({"0": ["variables.avatar"]})},
