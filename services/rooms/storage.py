@@ -1,0 +1,262 @@
+"""Every query of the rooms context. The service calls the writes inside ``storage.transaction()``.
+
+Participant counts: ``rooms.participant_count`` changes in the transaction that adds or removes the
+membership, under a lock on the room row, so concurrent joins and leaves never lose an update and the
+lists order by the true count (C10) straight from an index.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import ColumnElement, Row, and_, delete, exists, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql import Select
+
+from common.db import StorageBase
+from services.rooms.models import ROOM_NAME_UNIQUE, ROOM_SLUG_UNIQUE, participants, rooms, topics
+
+
+class DuplicateRoom(Exception):
+    """An insert lost a uniqueness race on the host's ``"name"`` or ``"slug"`` (the transaction must
+    then be rolled back)."""
+
+    def __init__(self, field: str) -> None:
+        super().__init__(field)
+        self.field = field
+
+
+_UNIQUE_FIELDS = {ROOM_NAME_UNIQUE: "name", ROOM_SLUG_UNIQUE: "slug"}
+
+# Every room list: participant count DESC, created DESC, id ASC (CONTRACT §5, C10, C11).
+_ROOM_ORDER = (rooms.c.participant_count.desc(), rooms.c.created.desc(), rooms.c.id.asc())
+
+
+def _violated_constraint(exc: IntegrityError) -> str | None:
+    diag = getattr(exc.orig, "diag", None)
+    return getattr(diag, "constraint_name", None)
+
+
+def _room_count():
+    """Rooms per topic, as a subquery to outer-join topics with (topics without rooms count 0)."""
+    return (
+        select(rooms.c.topic_id, func.count().label("room_count"))
+        .group_by(rooms.c.topic_id)
+        .subquery("room_counts")
+    )
+
+
+def _topics_with_counts() -> tuple[Select, ColumnElement[int]]:
+    """Topics with their room count, and the count expression (for filters and ordering)."""
+    counts = _room_count()
+    room_count = func.coalesce(counts.c.room_count, 0)
+    query = select(topics.c.id, topics.c.name, room_count.label("room_count")).outerjoin(
+        counts, counts.c.topic_id == topics.c.id
+    )
+    return query, room_count
+
+
+class RoomStorage(StorageBase):
+    # --- topics -------------------------------------------------------------------------------------
+
+    def get_or_create_topic(self, name: str) -> int:
+        """The id of the topic named exactly ``name``, created when missing. Concurrent callers with
+        the same new name all get the one topic: the insert waits for the other's commit, then does
+        nothing, and the select (a new snapshot) sees the committed row."""
+        self.session.execute(pg_insert(topics).values(name=name).on_conflict_do_nothing(index_elements=["name"]))
+        return self.session.execute(select(topics.c.id).where(topics.c.name == name)).scalar_one()
+
+    def list_topics(self, search: str | None, min_rooms: int | None, limit: int, offset: int) -> list[Row]:
+        """Topics (with 0 rooms too) whose name contains ``search`` (case-insensitive) and that have at
+        least ``min_rooms`` rooms, by room count DESC, lower-cased name, then name (C11)."""
+        query, room_count = _topics_with_counts()
+        if search:
+            query = query.where(topics.c.name.icontains(search, autoescape=True))
+        if min_rooms:
+            query = query.where(room_count >= min_rooms)
+        query = query.order_by(
+            room_count.desc(),
+            func.lower(topics.c.name).collate("C"),
+            topics.c.name.collate("C"),
+        )
+        return list(self.session.execute(query.offset(offset).limit(limit)).all())
+
+    def get_topics(self, topic_ids: Sequence[int]) -> dict[int, Row]:
+        if not topic_ids:
+            return {}
+        query, _ = _topics_with_counts()
+        query = query.where(topics.c.id.in_(set(topic_ids)))
+        return {row.id: row for row in self.session.execute(query).all()}
+
+    # --- rooms: reads -------------------------------------------------------------------------------
+
+    def get_room(self, room_id: uuid.UUID, *, lock: bool = False) -> Row | None:
+        """One room; ``lock`` holds its row (``FOR NO KEY UPDATE``) until the transaction ends, which
+        serialises membership changes of the room with its deletion."""
+        query = select(rooms).where(rooms.c.id == room_id)
+        if lock:
+            query = query.with_for_update(key_share=True)
+        return self.session.execute(query).one_or_none()
+
+    def get_rooms(self, room_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Row]:
+        if not room_ids:
+            return {}
+        rows = self.session.execute(select(rooms).where(rooms.c.id.in_(set(room_ids)))).all()
+        return {row.id: row for row in rows}
+
+    def get_room_by_host_slug(self, host_id: uuid.UUID, slug: str) -> Row | None:
+        query = select(rooms).where(rooms.c.host_id == host_id, rooms.c.slug == slug)
+        return self.session.execute(query).one_or_none()
+
+    def host_has_room_named(self, host_id: uuid.UUID, name: str) -> bool:
+        query = select(rooms.c.id).where(rooms.c.host_id == host_id, rooms.c.name == name).limit(1)
+        return self.session.execute(query).first() is not None
+
+    def host_slugs_starting_with(self, host_id: uuid.UUID, prefix: str) -> set[str]:
+        """The host's slugs that start with ``prefix``: every one a new slug could collide with."""
+        query = select(rooms.c.slug).where(
+            rooms.c.host_id == host_id, rooms.c.slug.startswith(prefix, autoescape=True)
+        )
+        return set(self.session.execute(query).scalars())
+
+    def list_rooms(
+        self,
+        *,
+        host_id: uuid.UUID | None,
+        search: str | None,
+        topic_names: list[str] | None,
+        limit: int,
+        offset: int,
+    ) -> list[Row]:
+        """Rooms matching every given filter: ``host_id``; ``search`` contained (case-insensitive) in
+        the name or the description; topic named exactly one of ``topic_names``."""
+        query = select(rooms)
+        if host_id is not None:
+            query = query.where(rooms.c.host_id == host_id)
+        if search:
+            query = query.where(
+                rooms.c.name.icontains(search, autoescape=True) | rooms.c.description.icontains(search, autoescape=True)
+            )
+        if topic_names is not None:
+            query = query.where(rooms.c.topic_id.in_(select(topics.c.id).where(topics.c.name.in_(topic_names))))
+        return self._page(query, limit, offset)
+
+    def rooms_participated_by(self, user_id: uuid.UUID, limit: int, offset: int) -> list[Row]:
+        query = select(rooms).join(participants, participants.c.room_id == rooms.c.id)
+        return self._page(query.where(participants.c.user_id == user_id), limit, offset)
+
+    def rooms_not_participated_by(self, user_id: uuid.UUID, limit: int, offset: int) -> list[Row]:
+        member = exists().where(participants.c.room_id == rooms.c.id, participants.c.user_id == user_id)
+        return self._page(select(rooms).where(~member), limit, offset)
+
+    def _page(self, query: Select, limit: int, offset: int) -> list[Row]:
+        return list(self.session.execute(query.order_by(*_ROOM_ORDER).offset(offset).limit(limit)).all())
+
+    # --- participants: reads ------------------------------------------------------------------------
+
+    def participants_of(self, room_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[uuid.UUID]]:
+        """The user ids of each room's participants, in joining order (then id); one query."""
+        if not room_ids:
+            return {}
+        query = (
+            select(participants.c.room_id, participants.c.user_id)
+            .where(participants.c.room_id.in_(set(room_ids)))
+            .order_by(participants.c.room_id, participants.c.joined, participants.c.user_id)
+        )
+        members: dict[uuid.UUID, list[uuid.UUID]] = {}
+        for room_id, user_id in self.session.execute(query).all():
+            members.setdefault(room_id, []).append(user_id)
+        return members
+
+    def is_participant(self, room_id: uuid.UUID, user_id: uuid.UUID) -> bool:
+        query = select(
+            exists().where(and_(participants.c.room_id == room_id, participants.c.user_id == user_id))
+        )
+        return bool(self.session.execute(query).scalar())
+
+    # --- writes -------------------------------------------------------------------------------------
+
+    def create_room(
+        self, *, host_id: uuid.UUID, topic_id: int, name: str, slug: str, description: str
+    ) -> Row:
+        """Insert a room; raises :class:`DuplicateRoom` when a concurrent create took the host's name
+        or slug first."""
+        values = dict(
+            id=uuid.uuid4(), host_id=host_id, topic_id=topic_id, name=name, slug=slug, description=description
+        )
+        try:
+            return self.session.execute(pg_insert(rooms).values(**values).returning(*rooms.c)).one()
+        except IntegrityError as exc:
+            field = _UNIQUE_FIELDS.get(_violated_constraint(exc) or "")
+            if field is None:
+                raise
+            raise DuplicateRoom(field) from exc
+
+    def update_room(self, room_id: uuid.UUID, values: dict[str, object]) -> Row:
+        """Set ``values`` and bump ``updated``; returns the room after the change."""
+        query = update(rooms).where(rooms.c.id == room_id).values(**values, updated=func.now()).returning(*rooms.c)
+        return self.session.execute(query).one()
+
+    def delete_room(self, room_id: uuid.UUID) -> Row | None:
+        """Delete a room (its memberships go by cascade); returns it, or ``None`` if already gone."""
+        return self.session.execute(delete(rooms).where(rooms.c.id == room_id).returning(*rooms.c)).one_or_none()
+
+    def add_participant(self, room_id: uuid.UUID, user_id: uuid.UUID) -> bool:
+        """Add a membership, counting it; ``False`` when it already existed. Call with the room locked
+        (:meth:`get_room` ``lock=True``)."""
+        query = (
+            pg_insert(participants)
+            .values(room_id=room_id, user_id=user_id)
+            .on_conflict_do_nothing(index_elements=["room_id", "user_id"])
+            .returning(participants.c.user_id)
+        )
+        if self.session.execute(query).first() is None:
+            return False
+        self._count_participants([room_id], +1)
+        return True
+
+    def remove_participant(self, room_id: uuid.UUID, user_id: uuid.UUID) -> bool:
+        """Remove a membership, counting it; ``False`` when there was none. Call with the room locked."""
+        query = (
+            delete(participants)
+            .where(participants.c.room_id == room_id, participants.c.user_id == user_id)
+            .returning(participants.c.room_id)
+        )
+        if self.session.execute(query).first() is None:
+            return False
+        self._count_participants([room_id], -1)
+        return True
+
+    def delete_rooms_hosted_by(self, host_id: uuid.UUID) -> list[Row]:
+        """Delete every room of a host; returns the deleted rooms, by id."""
+        query = delete(rooms).where(rooms.c.host_id == host_id).returning(rooms.c.id, rooms.c.host_id)
+        return sorted(self.session.execute(query).all(), key=lambda row: row.id)
+
+    def remove_memberships_of(self, user_id: uuid.UUID) -> list[uuid.UUID]:
+        """Remove every membership of a user; returns the rooms they left, by id. The rooms are locked
+        first, in id order, like a join or leave locks its one room, so these never deadlock."""
+        member_of = select(participants.c.room_id).where(participants.c.user_id == user_id)
+        locked = (
+            select(rooms.c.id).where(rooms.c.id.in_(member_of)).order_by(rooms.c.id).with_for_update(key_share=True)
+        )
+        room_ids = list(self.session.execute(locked).scalars())
+        if not room_ids:
+            return []
+        query = (
+            delete(participants)
+            .where(participants.c.user_id == user_id, participants.c.room_id.in_(room_ids))
+            .returning(participants.c.room_id)
+        )
+        left = sorted(self.session.execute(query).scalars())
+        self._count_participants(left, -1)
+        return left
+
+    def _count_participants(self, room_ids: Sequence[uuid.UUID], change: int) -> None:
+        if room_ids:
+            self.session.execute(
+                update(rooms)
+                .where(rooms.c.id.in_(room_ids))
+                .values(participant_count=rooms.c.participant_count + change)
+            )
