@@ -3,6 +3,7 @@ HTTP exactly as the contract's clients do."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import itertools
 import random
@@ -115,6 +116,25 @@ class Api:
 def api(stack) -> Api:
     with httpx.Client(timeout=30) as client:
         yield Api(stack.gateway_url, client)
+
+
+@pytest.fixture
+def service_rpc(stack):
+    """Call a service directly over RPC, as an operator or another component would."""
+    from gateway.rpc import RpcClient
+
+    def call(service: str, method: str, *args: Any, **kwargs: Any) -> Any:
+        async def once() -> Any:
+            client = RpcClient(stack.amqp_uri, default_timeout=10)
+            await client.start()
+            try:
+                return await client.call(service, method, *args, **kwargs)
+            finally:
+                await client.close()
+
+        return asyncio.run(once())
+
+    return call
 
 
 @pytest.fixture(scope="session")

@@ -151,6 +151,19 @@ def test_token_of_a_deleted_user_is_anonymous(api):
     assert error_of(body)["message"] == "You do not have permission to perform this action"
 
 
+def test_token_of_an_inactive_user(api, service_rpc):
+    """§4.2 and §6.1: a disabled account's token fails every root field; it cannot log in or refresh."""
+    user = api.new_user()
+    service_rpc("users", "set_active", user["id"], False)
+    body = api.gql(AUTH_STATUS, token=user["token"])
+    assert body["data"] == {"authStatus": None}
+    assert (error_of(body)["message"], error_of(body)["extensions"]["code"]) == ("User is disabled", "UNAUTHENTICATED")
+    body = api.gql(TOKEN_AUTH, {"e": user["email"], "p": PASSWORD})
+    assert error_of(body)["message"] == "Please enter valid credentials"
+    body = api.gql(REFRESH, {"t": user["token"]})
+    assert error_of(body)["message"] == "User is disabled"
+
+
 def test_token_older_than_the_account_does_not_authenticate_it(api):
     """§9.1: a token minted before the account existed (a deleted account's namesake) is nobody's."""
     user = api.register()

@@ -179,6 +179,18 @@ def test_users_lists_active_users_by_username_with_paging(api):
     assert named["username"] in [u["username"] for u in api.gql(query, {"s": f"{tag} name"})["data"]["users"]]
 
 
+def test_users_lists_active_users_only(api, service_rpc):
+    """D11."""
+    tag = unique("act")
+    active = api.register(username=f"{tag}a")
+    inactive = api.register(username=f"{tag}b")
+    service_rpc("users", "set_active", inactive["id"], False)
+    listed = api.gql("query($s: String) { users(search: $s) { username } }", {"s": tag})["data"]["users"]
+    assert listed == [{"username": active["username"]}]
+    # The inactive user is still found by username.
+    assert api.gql("query($u: String!) { user(userSlug: $u) { id } }", {"u": inactive["username"]})["data"]["user"]
+
+
 @pytest.mark.parametrize("argument", ["first", "offset"])
 def test_negative_paging_arguments_are_rejected(api, argument):
     body = api.gql(f"{{ users({argument}: -1) {{ id }} }}")
