@@ -11,13 +11,14 @@ DATABASE_URL ?= $(POSTGRES_URL)/edusphere
 AMQP_URI ?= amqp://guest:guest@127.0.0.1:5672/
 GATEWAY_HOST ?= 127.0.0.1
 GATEWAY_PORT ?= 8000
-SERVICES := users
+MEDIA_ROOT ?= var/media
+SERVICES := users rooms
 comma := ,
 empty :=
 space := $(empty) $(empty)
 # The gateway reports ready once every one of these answers.
 GATEWAY_SERVICES ?= $(subst $(space),$(comma),$(SERVICES))
-export DATABASE_URL AMQP_URI GATEWAY_HOST GATEWAY_PORT GATEWAY_SERVICES
+export DATABASE_URL AMQP_URI GATEWAY_HOST GATEWAY_PORT GATEWAY_SERVICES MEDIA_ROOT
 
 # Tests make their own database and virtual host on these servers.
 export EDUSPHERE_TEST_DATABASE_URL ?= $(POSTGRES_URL)/postgres
