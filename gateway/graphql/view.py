@@ -19,6 +19,8 @@ Every response carries the ``csrftoken`` cookie (§1.2, §9.2), rotated when a l
 
 from __future__ import annotations
 
+import functools
+
 import json
 import logging
 import time
@@ -62,6 +64,13 @@ MISSING_FILES = "File(s) missing in form data."
 UNSUPPORTED_CONTENT_TYPE = "Unsupported content type."
 BODY_TOO_LARGE = "Request body too large."
 METHOD_NOT_ALLOWED = "GraphQL only supports GET and POST requests."
+
+GRAPHIQL_FETCHER_HEADERS = "headers: defaultHeaders,"
+GRAPHIQL_FRESH_CSRF = """
+        fetch: (url, init) => fetch(url, {
+          ...init,
+          headers: { ...(init || {}).headers, "x-csrftoken": Cookies.get("csrftoken") || "" },
+        }),"""
 
 MAX_MULTIPART_FILES = 10
 MAX_MULTIPART_FIELDS = 100
@@ -155,6 +164,7 @@ class GraphQLView(GraphQL):
         rotate = False
         error_codes: list[str] = []
         form: FormData | None = None
+        rpc_calls = 0
         try:
             try:
                 if request.method not in ("GET", "POST"):
@@ -167,6 +177,7 @@ class GraphQLView(GraphQL):
                     response, context, error_codes = await self._execute(request, data, call_id)
                     operation = data.operation_name or data.document_operation_name
                     rotate = context.response.rotate_csrf
+                    rpc_calls = context.rpc_calls
                     for value in context.response.cookies:
                         response.headers.append("set-cookie", value)
             except RequestError as exc:
@@ -186,6 +197,7 @@ class GraphQLView(GraphQL):
                 status=response.status_code,
                 duration_ms=(time.perf_counter() - started) * 1000,
                 error_codes=error_codes,
+                rpc_calls=rpc_calls,
             )
             return response
         finally:
@@ -198,6 +210,12 @@ class GraphQLView(GraphQL):
             and "query" not in request.query_params
             and "text/html" in request.headers.get("accept", "")
         )
+
+    @functools.cached_property
+    def graphql_ide_html(self) -> str:
+        """Strawberry's GraphiQL, sending the current ``csrftoken`` cookie with every request: the stock
+        page reads it once at load, and tokenAuth rotates it, so mutations after a login would fail D3."""
+        return super().graphql_ide_html.replace(GRAPHIQL_FETCHER_HEADERS, GRAPHIQL_FETCHER_HEADERS + GRAPHIQL_FRESH_CSRF, 1)
 
     async def _decode(self, request: Request) -> tuple[GraphQLRequest, FormData | None]:
         if request.method == "GET":

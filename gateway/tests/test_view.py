@@ -717,3 +717,11 @@ async def test_credential_lookup_failure_is_reported_once_per_field_without_retr
     body = await gql(client, "{ me { id } authStatus { isAuthenticated } }", token=token_for("alice@x.com"))
     assert [e["message"] for e in body["errors"]] == ["Service unavailable", "Service unavailable"]
     assert rpc.methods_called() == ["users.get_by_email"]
+
+
+async def test_graphiql_sends_the_current_csrf_cookie_with_every_request(client):
+    """tokenAuth rotates csrftoken, so GraphiQL must read the cookie per request, not once at load."""
+    client.cookies.clear()
+    response = await client.get("/graphql/", headers={"Accept": "text/html"})
+    assert response.status_code == 200
+    assert '"x-csrftoken": Cookies.get("csrftoken")' in response.text
