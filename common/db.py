@@ -11,12 +11,13 @@ import os
 os.environ.setdefault("PSYCOPG_IMPL", "python")  # must precede the first psycopg import
 
 import contextlib  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
+from collections.abc import Callable, Iterator, Mapping  # noqa: E402
 from typing import Any, Generic, TypeVar  # noqa: E402
 
 from nameko.extensions import DependencyProvider  # noqa: E402
 from sqlalchemy import MetaData, Table, create_engine, insert  # noqa: E402
 from sqlalchemy.engine import Engine  # noqa: E402
+from sqlalchemy.exc import IntegrityError  # noqa: E402
 from sqlalchemy.orm import Session, sessionmaker  # noqa: E402
 
 from common.outbox import OutboxRelay  # noqa: E402
@@ -53,6 +54,26 @@ def database_url_for(config: dict[str, Any], service_name: str) -> str:
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(sqlalchemy_url(url), pool_pre_ping=True, **kwargs)
+
+
+def violated_constraint(exc: IntegrityError) -> str | None:
+    """The name of the constraint an ``IntegrityError`` violated, from psycopg's diagnostics."""
+    diag = getattr(exc.orig, "diag", None)
+    return getattr(diag, "constraint_name", None)
+
+
+@contextlib.contextmanager
+def unique_violations(fields: Mapping[str, str], error: Callable[[str], Exception]) -> Iterator[None]:
+    """Raise ``error(field)`` for an ``IntegrityError`` of a constraint in ``fields`` (constraint name ->
+    field), e.g. an insert that lost a uniqueness race; any other ``IntegrityError`` goes on as it is.
+    Either way the transaction must then be rolled back."""
+    try:
+        yield
+    except IntegrityError as exc:
+        field = fields.get(violated_constraint(exc) or "")
+        if field is None:
+            raise
+        raise error(field) from exc
 
 
 class StorageBase:

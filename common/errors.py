@@ -25,23 +25,30 @@ class PermissionDenied(DomainError):
         self.message = message
 
 
-class ValidationFailed(DomainError):
-    """Field -> messages map. ``raw`` marks the contract's dict-repr style instead of "Invalid data"."""
+def _flag(value: bool | str) -> bool:
+    # nameko serialises every exception argument that is not a string or an iterable with ``str()``,
+    # so a ``raw`` flag comes back from the wire as "True" / "False".
+    return value is True or value == "True"
 
-    def __init__(self, errors: dict[str, list[str]], raw: bool = False) -> None:
+
+class FieldErrors(DomainError):
+    """Field -> messages map. ``raw`` marks the contract's dict-repr style instead of "Invalid data";
+    rebuilt from nameko's ``exc_args`` it may arrive as "True" / "False" and is read back as a bool."""
+
+    def __init__(self, errors: dict[str, list[str]], raw: bool | str = False) -> None:
+        raw = _flag(raw)
         super().__init__(errors, raw)
         self.errors = errors
         self.raw = raw
 
 
-class Conflict(DomainError):
+class ValidationFailed(FieldErrors):
+    """Input the contract rejects, with the messages of each field."""
+
+
+class Conflict(FieldErrors):
     """A uniqueness race lost to a concurrent writer; carries the error a sequential duplicate would
     have got, in the same style (``raw`` or form)."""
-
-    def __init__(self, errors: dict[str, list[str]], raw: bool = False) -> None:
-        super().__init__(errors, raw)
-        self.errors = errors
-        self.raw = raw
 
 
 class AuthenticationFailed(DomainError):

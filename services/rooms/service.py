@@ -19,6 +19,7 @@ from nameko.rpc import rpc
 from common.db import Storage
 from common.errors import EXPECTED, Conflict, NotFound, PermissionDenied, ValidationFailed
 from common.service import ServiceBase
+from common.validation import check_paging, parse_uuid, slugify, storable
 from services.rooms import events, schemas, validation
 from services.rooms.models import metadata
 from services.rooms.storage import DuplicateRoom, RoomStorage
@@ -63,7 +64,7 @@ class RoomsService(ServiceBase):
         host = _user_uuid(host_id)
         topic_name = validation.check_topic_name(topic_name)
         form = validation.check_new_room(name, description)
-        base_slug = validation.slugify(form.name)
+        base_slug = slugify(form.name)
         raced = False
         for _ in range(SLUG_ATTEMPTS):
             try:
@@ -182,9 +183,9 @@ class RoomsService(ServiceBase):
     def get_room_by_host_slug(self, host_id: str, slug: str) -> dict[str, Any]:
         """The room of host ``host_id`` whose slug is exactly ``slug`` (``room(hostSlug, roomSlug)``),
         else ``NotFound("Room not found")``."""
-        host = validation.parse_uuid(host_id)
+        host = parse_uuid(host_id)
         row = None
-        if host is not None and isinstance(slug, str) and validation.storable(slug):
+        if host is not None and isinstance(slug, str) and storable(slug):
             row = self.storage.get_room_by_host_slug(host, slug)
         if row is None:
             raise NotFound(ROOM_NOT_FOUND)
@@ -194,7 +195,7 @@ class RoomsService(ServiceBase):
     def get_many(self, ids: list[str]) -> list[dict[str, Any] | None]:
         """The rooms with these ids, aligned with ``ids``: ``None`` for an unknown or malformed id. One
         query, for the gateway's DataLoader."""
-        wanted = [validation.parse_uuid(room_id) for room_id in ids]
+        wanted = [parse_uuid(room_id) for room_id in ids]
         rows = self.storage.get_rooms([room_uuid for room_uuid in wanted if room_uuid is not None])
         return [schemas.room(rows[room_uuid]) if room_uuid in rows else None for room_uuid in wanted]
 
@@ -213,15 +214,15 @@ class RoomsService(ServiceBase):
         one-name list). Ordered by participant count DESC, created DESC, id ASC. ``offset`` rooms are
         skipped, then at most ``first`` returned (``None``: the ``ROOMS_LIST_CAP``, also the most
         ``first`` can ask for). Negative ``first``/``offset``: form ``ValidationFailed``."""
-        limit, offset = validation.check_paging(first, offset, self._list_cap())
+        limit, offset = check_paging(first, offset, self._list_cap())
         host = None
         if host_id is not None and host_id != "":
-            host = validation.parse_uuid(host_id)
+            host = parse_uuid(host_id)
             if host is None:
                 return []  # an unknown host hosts nothing
         search = validation.search_text(search)
         topic_names = validation.topic_filter(topics)
-        if (search is not None and not validation.storable(search)) or topic_names == []:
+        if (search is not None and not storable(search)) or topic_names == []:
             return []  # nothing stored can match
         rows = self.storage.list_rooms(
             host_id=host, search=search, topic_names=topic_names, limit=limit, offset=offset
@@ -232,8 +233,8 @@ class RoomsService(ServiceBase):
     def rooms_participated_by(self, user_id: str, first: int | None = None, offset: int = 0) -> list[dict[str, Any]]:
         """Rooms ``user_id`` participates in (``roomsParticipatedByUser``), by true participant count
         DESC, created DESC, id ASC (C10); paged like :meth:`list_rooms`."""
-        limit, offset = validation.check_paging(first, offset, self._list_cap())
-        user = validation.parse_uuid(user_id)
+        limit, offset = check_paging(first, offset, self._list_cap())
+        user = parse_uuid(user_id)
         if user is None:
             return []
         return [schemas.room(row) for row in self.storage.rooms_participated_by(user, limit, offset)]
@@ -244,8 +245,8 @@ class RoomsService(ServiceBase):
     ) -> list[dict[str, Any]]:
         """Rooms ``user_id`` does not participate in (``roomsNotParticipatedByUser``), in the order and
         paging of :meth:`list_rooms`. An unknown (or malformed) user participates in none: all rooms."""
-        limit, offset = validation.check_paging(first, offset, self._list_cap())
-        user = validation.parse_uuid(user_id)
+        limit, offset = check_paging(first, offset, self._list_cap())
+        user = parse_uuid(user_id)
         if user is None:
             rows = self.storage.list_rooms(host_id=None, search=None, topic_names=None, limit=limit, offset=offset)
         else:
@@ -259,7 +260,7 @@ class RoomsService(ServiceBase):
         """``{room_id: [user_id, ...]}`` for a batch of rooms, keyed by the ids as given; ``[]`` for an
         unknown or malformed id. One query; users come in joining order (the gateway orders them by
         username and applies its cap)."""
-        wanted = {room_id: validation.parse_uuid(room_id) for room_id in room_ids}
+        wanted = {room_id: parse_uuid(room_id) for room_id in room_ids}
         members = self.storage.participants_of([room_uuid for room_uuid in wanted.values() if room_uuid])
         return {
             room_id: [str(user) for user in members.get(room_uuid, [])] if room_uuid else []
@@ -269,7 +270,7 @@ class RoomsService(ServiceBase):
     @rpc(expected_exceptions=EXPECTED)
     def is_participant(self, room_id: str, user_id: str) -> bool:
         """Whether ``user_id`` participates in ``room_id`` (``False`` for unknown or malformed ids)."""
-        room_uuid, user = validation.parse_uuid(room_id), validation.parse_uuid(user_id)
+        room_uuid, user = parse_uuid(room_id), parse_uuid(user_id)
         if room_uuid is None or user is None:
             return False
         return self.storage.is_participant(room_uuid, user)
@@ -277,7 +278,7 @@ class RoomsService(ServiceBase):
     @rpc(expected_exceptions=EXPECTED)
     def members(self, room_id: str) -> list[str]:
         """The user ids of a room's participants, in joining order; ``[]`` for an unknown room."""
-        room_uuid = validation.parse_uuid(room_id)
+        room_uuid = parse_uuid(room_id)
         if room_uuid is None:
             return []
         return [str(user) for user in self.storage.participants_of([room_uuid]).get(room_uuid, [])]
@@ -292,9 +293,9 @@ class RoomsService(ServiceBase):
         ``{"id": int, "name", "room_count"}``. ``search``: name contains it, case-insensitively;
         ``min_rooms``: at least that many rooms (``0``/``None`` ignored). Ordered by room count DESC,
         lower-cased name, name. Paged like :meth:`list_rooms`."""
-        limit, offset = validation.check_paging(first, offset, self._list_cap())
+        limit, offset = check_paging(first, offset, self._list_cap())
         search = validation.search_text(search)
-        if search is not None and not validation.storable(search):
+        if search is not None and not storable(search):
             return []
         if min_rooms is not None and (isinstance(min_rooms, bool) or not isinstance(min_rooms, int)):
             raise TypeError(f"min_rooms must be an integer, not {type(min_rooms).__name__}")
@@ -317,7 +318,7 @@ class RoomsService(ServiceBase):
         """A deleted user's rooms and memberships go (CONTRACT §8.1 deletion, B3): each hosted room is
         deleted (``room_deleted``), each other membership removed (``participant_left``). Idempotent: a
         redelivered event finds nothing left to do."""
-        user = validation.parse_uuid(payload.get("id")) if isinstance(payload, dict) else None
+        user = parse_uuid(payload.get("id")) if isinstance(payload, dict) else None
         if user is None:
             log.warning("user_deleted event without a valid user id ignored", extra={"payload": repr(payload)[:200]})
             return
@@ -345,7 +346,7 @@ class RoomsService(ServiceBase):
     def _hosted_room(self, room_id: uuid.UUID, user_id: Any) -> Any:
         """The room, locked, if ``user_id`` hosts it; else ``NotFound`` / ``PermissionDenied``."""
         row = self._locked_room(room_id)
-        if validation.parse_uuid(user_id) != row.host_id:
+        if parse_uuid(user_id) != row.host_id:
             raise PermissionDenied()
         return row
 
@@ -354,14 +355,14 @@ class RoomsService(ServiceBase):
 
 
 def _room_uuid(room_id: Any) -> uuid.UUID:
-    room_uuid = validation.parse_uuid(room_id)
+    room_uuid = parse_uuid(room_id)
     if room_uuid is None:
         raise NotFound(ROOM_NOT_FOUND)
     return room_uuid
 
 
 def _user_uuid(user_id: Any) -> uuid.UUID:
-    user = validation.parse_uuid(user_id)
+    user = parse_uuid(user_id)
     if user is None:
         raise NotFound(USER_NOT_FOUND)
     return user

@@ -12,10 +12,9 @@ from collections.abc import Sequence
 
 from sqlalchemy import ColumnElement, Row, and_, delete, exists, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql import Select
 
-from common.db import StorageBase
+from common.db import StorageBase, unique_violations
 from services.rooms.models import ROOM_NAME_UNIQUE, ROOM_SLUG_UNIQUE, participants, rooms, topics
 
 
@@ -32,11 +31,6 @@ _UNIQUE_FIELDS = {ROOM_NAME_UNIQUE: "name", ROOM_SLUG_UNIQUE: "slug"}
 
 # Every room list: participant count DESC, created DESC, id ASC (CONTRACT §5, C10, C11).
 _ROOM_ORDER = (rooms.c.participant_count.desc(), rooms.c.created.desc(), rooms.c.id.asc())
-
-
-def _violated_constraint(exc: IntegrityError) -> str | None:
-    diag = getattr(exc.orig, "diag", None)
-    return getattr(diag, "constraint_name", None)
 
 
 def _room_count():
@@ -186,13 +180,8 @@ class RoomStorage(StorageBase):
         values = dict(
             id=uuid.uuid4(), host_id=host_id, topic_id=topic_id, name=name, slug=slug, description=description
         )
-        try:
+        with unique_violations(_UNIQUE_FIELDS, DuplicateRoom):
             return self.session.execute(pg_insert(rooms).values(**values).returning(*rooms.c)).one()
-        except IntegrityError as exc:
-            field = _UNIQUE_FIELDS.get(_violated_constraint(exc) or "")
-            if field is None:
-                raise
-            raise DuplicateRoom(field) from exc
 
     def update_room(self, room_id: uuid.UUID, values: dict[str, object]) -> Row:
         """Set ``values`` and bump ``updated``; returns the room after the change."""

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import itertools
 import re
-import unicodedata
-import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from common.errors import ValidationFailed
+from common.validation import BLANK, NULL_CHARACTERS, REQUIRED, as_text, max_length, storable, text_errors
 from services.rooms.models import (
     DESCRIPTION_MAX_LENGTH,
     ROOM_NAME_MAX_LENGTH,
@@ -24,42 +23,15 @@ from services.rooms.models import (
     TOPIC_NAME_MAX_LENGTH,
 )
 
-REQUIRED = "This field is required."
-BLANK = "This field cannot be blank."
-NULL_CHARACTERS = "Null characters are not allowed."
-INVALID_VALUE = "Enter a valid value."
 TOPIC_LETTERS_ONLY = "Topic name must consist of letters only."
 ROOM_NAME_CHARACTERS = "Room name can only contain letters and numbers."
 ROOM_NAME_TAKEN = "You already have a room with this name."
-NOT_NEGATIVE = "Ensure this value is greater than or equal to 0."
 
 ROOM_CHANGES = ("description", "topic_name")
 
 # fullmatch, not ``$``: Python's ``$`` also matches before a final newline.
 _TOPIC_NAME_RE = re.compile(r"[A-Za-z]+")
 _ROOM_NAME_RE = re.compile(r"[a-zA-Z0-9 ]+")
-
-
-def max_length(limit: int, length: int) -> str:
-    return f"Ensure this value has at most {limit} characters (it has {length})."
-
-
-def storable(value: str) -> bool:
-    """Whether PostgreSQL can hold (or compare) this text: no NUL character, valid UTF-8."""
-    if "\x00" in value:
-        return False
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate
-        return False
-    return True
-
-
-def _text(value: Any) -> str:
-    """``None`` is empty; anything else becomes a string (what Django's ``to_python`` does)."""
-    if value is None:
-        return ""
-    return value if isinstance(value, str) else str(value)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -73,7 +45,7 @@ def check_topic_name(value: Any) -> str:
     blank.']}`` for ``""``; ``{'name': ['Ensure this value has at most 200 characters (it has N).']}``;
     ``{'__all__': ['Topic name must consist of letters only.']}`` for anything but ASCII letters.
     """
-    name = _text(value)
+    name = as_text(value)
     if not name:
         raise ValidationFailed({"name": [BLANK]}, raw=True)
     if len(name) > TOPIC_NAME_MAX_LENGTH:
@@ -97,7 +69,7 @@ class NewRoom:
 
 def _name_errors(value: Any) -> tuple[str, list[str]]:
     """The room name stripped and with inner runs of spaces collapsed, and its errors."""
-    name = _text(value).strip()
+    name = as_text(value, strip=True)
     if not name:
         return "", [REQUIRED]
     errors = []
@@ -113,15 +85,8 @@ def _name_errors(value: Any) -> tuple[str, list[str]]:
 
 def _description_errors(value: Any) -> tuple[str, list[str]]:
     """The description as sent (not stripped; ``None`` is ``""``), and its errors."""
-    description = _text(value)
-    errors = []
-    if len(description) > DESCRIPTION_MAX_LENGTH:
-        errors.append(max_length(DESCRIPTION_MAX_LENGTH, len(description)))
-    if "\x00" in description:
-        errors.append(NULL_CHARACTERS)
-    elif not storable(description):
-        errors.append(INVALID_VALUE)
-    return description, errors
+    description = as_text(value)
+    return description, text_errors(description, DESCRIPTION_MAX_LENGTH)
 
 
 def check_new_room(name: Any, description: Any) -> NewRoom:
@@ -164,15 +129,7 @@ def room_name_taken() -> dict[str, list[str]]:
 
 
 # ---------------------------------------------------------------------------------------------------
-# slugs (§8.1, §6.2 step 4)
-
-
-def slugify(value: str) -> str:
-    """§8.1: ASCII-fold (NFKD, drop the rest), keep ``[\\w\\s-]``, lowercase, collapse each run of
-    whitespace and ``-`` into one ``-``, strip leading and trailing ``-`` and ``_``."""
-    value = unicodedata.normalize("NFKD", value).encode("ascii", "ignore").decode("ascii")
-    value = re.sub(r"[^\w\s-]", "", value.lower())
-    return re.sub(r"[-\s]+", "-", value).strip("-_")
+# slug suffixes (§6.2 step 4)
 
 
 def slug_candidate(base: str, number: int) -> str:
@@ -199,19 +156,7 @@ def free_slug(base: str, taken: Iterable[str]) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------
-# identifiers, filters and paging
-
-
-def parse_uuid(value: Any) -> uuid.UUID | None:
-    """A UUID from any form ``uuid.UUID`` accepts, or ``None`` (a malformed id is an unknown one)."""
-    if isinstance(value, uuid.UUID):
-        return value
-    if not isinstance(value, str):
-        return None
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        return None
+# identifiers and filters
 
 
 def parse_topic_id(value: Any) -> int | None:
@@ -227,10 +172,10 @@ def parse_topic_id(value: Any) -> int | None:
 
 def search_text(value: Any) -> str | None:
     """A "contains" filter: ``None`` when it is to be ignored (``None`` or ``""``). Text no stored value
-    can contain (a NUL character, a lone surrogate) stays as it is: callers check :func:`storable`."""
+    can contain (a NUL character, a lone surrogate) stays as it is: callers check :func:`common.validation.storable`."""
     if value is None or value == "":
         return None
-    return _text(value)
+    return as_text(value)
 
 
 def topic_filter(value: Any) -> list[str] | None:
@@ -241,21 +186,3 @@ def topic_filter(value: Any) -> list[str] | None:
         return None
     names = [value] if isinstance(value, str) else list(value)
     return sorted({name for name in names if isinstance(name, str) and storable(name)})
-
-
-def check_paging(first: Any, offset: Any, cap: int) -> tuple[int, int]:
-    """``(limit, offset)``: ``first`` clamped to ``cap`` (``None`` means ``cap``), ``offset`` 0 when
-    ``None``. A negative value gives ``ValidationFailed({"first": ["Ensure this value is greater than
-    or equal to 0."]})`` (or ``"offset"``)."""
-    errors: dict[str, list[str]] = {}
-    for field, value in (("first", first), ("offset", offset)):
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"{field} must be an integer, not {type(value).__name__}")
-        if value < 0:
-            errors[field] = [NOT_NEGATIVE]
-    if errors:
-        raise ValidationFailed(errors)
-    limit = cap if first is None else min(first, cap)
-    return limit, offset or 0

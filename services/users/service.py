@@ -28,6 +28,7 @@ from common.errors import (
     RateLimited,
     ValidationFailed,
 )
+from common.validation import check_paging, parse_uuid, storable
 from services.users import events, passwords, schemas, validation
 from services.users.models import metadata
 from services.users.storage import DuplicateUser, UserStorage
@@ -194,7 +195,7 @@ class UsersService(common_service.ServiceBase):
     def get_many(self, ids: list[str]) -> list[dict[str, Any] | None]:
         """The users with these ids, aligned with ``ids``: ``None`` for an unknown or malformed id.
         One query, for the gateway's DataLoader."""
-        wanted = [validation.parse_uuid(user_id) for user_id in ids]
+        wanted = [parse_uuid(user_id) for user_id in ids]
         rows = self.storage.get_many([user_uuid for user_uuid in wanted if user_uuid is not None])
         return [schemas.user(rows[user_uuid]) if user_uuid in rows else None for user_uuid in wanted]
 
@@ -219,7 +220,7 @@ class UsersService(common_service.ServiceBase):
         keeps users whose username or name contains it, case-insensitively. ``offset`` users are
         skipped, then at most ``first`` returned (``None``: all). A negative ``first`` or ``offset``
         gives ``ValidationFailed({"first": ["Ensure this value is greater than or equal to 0."]})``."""
-        first, offset = validation.check_paging(first, offset)
+        first, offset = check_paging(first, offset)
         if search and not _lookup_text(search):
             return []  # nothing stored can contain it
         return [schemas.user(row) for row in self.storage.list_active(search or None, first, offset)]
@@ -277,7 +278,7 @@ class UsersService(common_service.ServiceBase):
 
 
 def _user_uuid(user_id: Any) -> uuid.UUID:
-    user_uuid = validation.parse_uuid(user_id)
+    user_uuid = parse_uuid(user_id)
     if user_uuid is None:
         raise NotFound(USER_NOT_FOUND)
     return user_uuid
@@ -286,4 +287,4 @@ def _user_uuid(user_id: Any) -> uuid.UUID:
 def _lookup_text(value: Any) -> bool:
     """Whether ``value`` can be compared with stored text at all (a string without NUL characters or
     lone surrogates); anything else matches nothing."""
-    return isinstance(value, str) and validation.storable(value)
+    return isinstance(value, str) and storable(value)

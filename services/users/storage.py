@@ -8,9 +8,8 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Row, delete, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
 
-from common.db import StorageBase
+from common.db import StorageBase, unique_violations
 from services.users.models import EMAIL_UNIQUE, USERNAME_UNIQUE, login_attempts, users
 
 
@@ -23,11 +22,6 @@ class DuplicateUser(Exception):
 
 
 _UNIQUE_FIELDS = {USERNAME_UNIQUE: "username", EMAIL_UNIQUE: "email"}
-
-
-def _violated_constraint(exc: IntegrityError) -> str | None:
-    diag = getattr(exc.orig, "diag", None)
-    return getattr(diag, "constraint_name", None)
 
 
 class UserStorage(StorageBase):
@@ -82,13 +76,8 @@ class UserStorage(StorageBase):
         """Insert a user; raises :class:`DuplicateUser` when a concurrent registration took the email
         or the username first (the transaction must then be rolled back)."""
         values = dict(id=uuid.uuid4(), username=username, name=name, email=email, password=password_hash)
-        try:
+        with unique_violations(_UNIQUE_FIELDS, DuplicateUser):
             return self.session.execute(insert(users).values(**values).returning(*users.c)).one()
-        except IntegrityError as exc:
-            field = _UNIQUE_FIELDS.get(_violated_constraint(exc) or "")
-            if field is None:
-                raise
-            raise DuplicateUser(field) from exc
 
     def update_user(self, user_id: uuid.UUID, values: dict[str, Any]) -> Row:
         query = update(users).where(users.c.id == user_id).values(**values).returning(*users.c)

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import unicodedata
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from common.errors import ValidationFailed
+from common.validation import BLANK, NULL_CHARACTERS, REQUIRED, as_text, slugify, text_errors
 from services.users import passwords
 from services.users.models import (
     AVATAR_MAX_LENGTH,
@@ -25,17 +24,12 @@ from services.users.models import (
     USERNAME_MAX_LENGTH,
 )
 
-REQUIRED = "This field is required."
-BLANK = "This field cannot be blank."
 INVALID_SLUG = "Enter a valid “slug” consisting of letters, numbers, underscores or hyphens."
 INVALID_EMAIL = "Enter a valid email address."
-INVALID_VALUE = "Enter a valid value."
-NULL_CHARACTERS = "Null characters are not allowed."
 USERNAME_TAKEN = "User with this Username already exists."
 EMAIL_TAKEN = "User with this Email already exists."
 PASSWORD_MISMATCH = "The two password fields didn’t match."
 INCORRECT_PASSWORD = "Incorrect password."
-NOT_NEGATIVE = "Ensure this value is greater than or equal to 0."
 
 PROFILE_FIELDS = ("name", "bio", "avatar")
 
@@ -43,10 +37,6 @@ PROFILE_FIELDS = ("name", "bio", "avatar")
 # keep distinct keys, while a megabyte of "email" cannot bloat the attempts table.
 ACCOUNT_KEY_MAX_LENGTH = 320
 ADDRESS_MAX_LENGTH = 100
-
-
-def max_length(limit: int, length: int) -> str:
-    return f"Ensure this value has at most {limit} characters (it has {length})."
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -58,14 +48,6 @@ _SLUG_RE = re.compile(r"^[-a-zA-Z0-9_]+\Z")
 def is_slug(value: str) -> bool:
     """Django's ``validate_slug``: ASCII letters, digits, ``_`` and ``-``."""
     return bool(_SLUG_RE.match(value))
-
-
-def slugify(value: str) -> str:
-    """§8.1 (Django's ``slugify``): ASCII-fold, keep ``[\\w\\s-]``, lowercase, collapse runs of
-    whitespace and ``-`` into one ``-``, strip leading and trailing ``-`` and ``_``."""
-    value = unicodedata.normalize("NFKD", value).encode("ascii", "ignore").decode("ascii")
-    value = re.sub(r"[^\w\s-]", "", value.lower())
-    return re.sub(r"[-\s]+", "-", value).strip("-_")
 
 
 # The email rules are those of Django 5.2's django.core.validators.EmailValidator (with the host name
@@ -125,41 +107,6 @@ def _is_ip_address(value: str) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------------
-# field cleaning shared by the forms
-
-
-def storable(value: str) -> bool:
-    """Whether PostgreSQL can hold (or compare) this text: no NUL character, valid UTF-8."""
-    if "\x00" in value:
-        return False
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate
-        return False
-    return True
-
-
-def _clean_text(value: Any, *, strip: bool = True) -> str:
-    """Django's ``CharField.to_python``: ``None`` is empty, anything else becomes a string."""
-    if value is None:
-        return ""
-    value = value if isinstance(value, str) else str(value)
-    return value.strip() if strip else value
-
-
-def _text_errors(value: str, limit: int | None = None) -> list[str]:
-    """The validators every text field carries, after the field's own: length, then storability."""
-    errors = []
-    if limit is not None and len(value) > limit:
-        errors.append(max_length(limit, len(value)))
-    if "\x00" in value:
-        errors.append(NULL_CHARACTERS)
-    elif not storable(value):
-        errors.append(INVALID_VALUE)
-    return errors
-
-
-# ---------------------------------------------------------------------------------------------------
 # registration (§8.2)
 
 
@@ -190,11 +137,11 @@ def check_registration(
     password1, password2.
     """
     errors: dict[str, list[str]] = {}
-    username = _clean_text(username)
-    name = _clean_text(name)
-    email = _clean_text(email)
-    password1 = _clean_text(password1, strip=False)
-    password2 = _clean_text(password2, strip=False)
+    username = as_text(username, strip=True)
+    name = as_text(name, strip=True)
+    email = as_text(email, strip=True)
+    password1 = as_text(password1)
+    password2 = as_text(password2)
 
     # The unsaved user the password is compared with holds the username and email that passed their
     # field rules; a duplicate still counts (Django checks uniqueness after building the instance).
@@ -203,7 +150,7 @@ def check_registration(
     if not username:
         errors["username"] = [REQUIRED]
     else:
-        messages = ([] if is_slug(username) else [INVALID_SLUG]) + _text_errors(username, USERNAME_MAX_LENGTH)
+        messages = ([] if is_slug(username) else [INVALID_SLUG]) + text_errors(username, USERNAME_MAX_LENGTH)
         if messages:
             errors["username"] = messages
         else:
@@ -213,13 +160,13 @@ def check_registration(
 
     if not name:
         errors["name"] = [REQUIRED]
-    elif messages := _text_errors(name, NAME_MAX_LENGTH):
+    elif messages := text_errors(name, NAME_MAX_LENGTH):
         errors["name"] = messages
 
     if not email:
         errors["email"] = [REQUIRED]
     else:
-        messages = ([] if is_valid_email(email) else [INVALID_EMAIL]) + _text_errors(email, EMAIL_MAX_LENGTH)
+        messages = ([] if is_valid_email(email) else [INVALID_EMAIL]) + text_errors(email, EMAIL_MAX_LENGTH)
         if messages:
             errors["email"] = messages
         else:
@@ -289,22 +236,22 @@ def check_profile_changes(
     cleaned: dict[str, str] = {}
 
     if "name" in changes:
-        name = _clean_text(changes["name"])
+        name = as_text(changes["name"], strip=True)
         if not name:
             errors["name"] = [REQUIRED]
-        elif messages := _text_errors(name, NAME_MAX_LENGTH):
+        elif messages := text_errors(name, NAME_MAX_LENGTH):
             errors["name"] = messages
         else:
             cleaned["name"] = name
     if "bio" in changes:
-        bio = _clean_text(changes["bio"], strip=False)
-        if messages := _text_errors(bio, BIO_MAX_LENGTH):
+        bio = as_text(changes["bio"])
+        if messages := text_errors(bio, BIO_MAX_LENGTH):
             errors["bio"] = messages
         else:
             cleaned["bio"] = bio
     if "avatar" in changes:
-        avatar = _clean_text(changes["avatar"], strip=False)
-        if messages := _text_errors(avatar, AVATAR_MAX_LENGTH):
+        avatar = as_text(changes["avatar"])
+        if messages := text_errors(avatar, AVATAR_MAX_LENGTH):
             errors["avatar"] = messages
         else:
             cleaned["avatar"] = avatar
@@ -319,46 +266,19 @@ def check_profile_changes(
 
 
 # ---------------------------------------------------------------------------------------------------
-# identifiers, paging and rate-limit keys
-
-
-def parse_uuid(value: Any) -> uuid.UUID | None:
-    """A UUID from any form ``uuid.UUID`` accepts, or ``None``."""
-    if isinstance(value, uuid.UUID):
-        return value
-    if not isinstance(value, str):
-        return None
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        return None
-
-
-def check_paging(first: Any, offset: Any) -> tuple[int | None, int]:
-    """``first`` (``None``: no limit) and ``offset`` as non-negative integers, else ``ValidationFailed``."""
-    errors: dict[str, list[str]] = {}
-    for field, value in (("first", first), ("offset", offset)):
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"{field} must be an integer, not {type(value).__name__}")
-        if value < 0:
-            errors[field] = [NOT_NEGATIVE]
-    if errors:
-        raise ValidationFailed(errors)
-    return first, offset or 0
+# rate-limit keys
 
 
 def login_account(email: Any) -> str:
     """The rate-limit key of an email: lower-cased (D1), made storable and bounded."""
-    return _storable_key(_clean_text(email, strip=False).lower(), ACCOUNT_KEY_MAX_LENGTH)
+    return _storable_key(as_text(email).lower(), ACCOUNT_KEY_MAX_LENGTH)
 
 
 def client_address(address: Any) -> str | None:
     """The rate-limit key of a client address; ``None`` when the caller does not know it."""
     if address is None or address == "":
         return None
-    return _storable_key(_clean_text(address), ADDRESS_MAX_LENGTH)
+    return _storable_key(as_text(address, strip=True), ADDRESS_MAX_LENGTH)
 
 
 def _storable_key(value: str, limit: int) -> str:

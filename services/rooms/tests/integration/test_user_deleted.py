@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 from nameko.testing.services import entrypoint_waiter
 
-from services.rooms.tests.integration.conftest import create, new_id, wait_until
+from services.rooms.tests.integration.conftest import create, new_id
+from testing.services import wait_until
 
 pytestmark = pytest.mark.integration
 

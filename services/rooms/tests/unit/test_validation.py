@@ -1,21 +1,13 @@
-"""Input rules of CONTRACT §6.2 and §8.4, slugify (§8.1) and the slug suffix: every message string."""
+"""Input rules of CONTRACT §6.2 and §8.4 and the slug suffix: every message string."""
 
 from __future__ import annotations
-
-import uuid
 
 import pytest
 
 from common.errors import ValidationFailed
+from common.validation import BLANK, NULL_CHARACTERS, REQUIRED, slugify
 from services.rooms import validation
-from services.rooms.validation import (
-    BLANK,
-    NOT_NEGATIVE,
-    NULL_CHARACTERS,
-    REQUIRED,
-    ROOM_NAME_CHARACTERS,
-    TOPIC_LETTERS_ONLY,
-)
+from services.rooms.validation import ROOM_NAME_CHARACTERS, TOPIC_LETTERS_ONLY
 
 
 def failure(function, *args):
@@ -54,13 +46,13 @@ def test_long_topic_name_reports_only_its_length():
     )
 
 
-# --- room name and description (form errors) --------------------------------------------------------
+# --- room name and description (form errors) -------------------------------------------------------
 
 
 def test_room_name_is_stripped_and_inner_spaces_collapse():
     room = validation.check_new_room("  My   First  Room ", "")
     assert (room.name, room.description) == ("My First Room", "")
-    assert validation.slugify(room.name) == "my-first-room"
+    assert slugify(room.name) == "my-first-room"
 
 
 @pytest.mark.parametrize("name", ["", "   ", None, "\t \n"])
@@ -142,25 +134,7 @@ def test_room_changes_refuse_other_fields():
         validation.check_room_changes({"name": "New"})
 
 
-# --- slugs -----------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("value", "slug"),
-    [
-        ("My First Room", "my-first-room"),
-        ("  My   First  Room ", "my-first-room"),
-        ("Room 2", "room-2"),
-        ("Café au lait", "cafe-au-lait"),
-        ("a--b", "a-b"),
-        ("_x_", "x"),
-        ("-Hello, World!-", "hello-world"),
-        ("Ωmega", "mega"),
-        ("!!!", ""),
-    ],
-)
-def test_slugify(value, slug):
-    assert validation.slugify(value) == slug
+# --- slug suffixes ---------------------------------------------------------------------------------
 
 
 def test_first_free_suffix():
@@ -192,16 +166,7 @@ def test_every_candidate_shares_the_prefix_the_storage_looks_up():
         assert validation.slug_candidate(base, number).startswith(base[: validation.SLUG_SHARED_PREFIX_LENGTH])
 
 
-# --- identifiers, filters, paging ------------------------------------------------------------------
-
-
-def test_parse_uuid():
-    value = uuid.uuid4()
-    assert validation.parse_uuid(str(value).upper()) == value
-    assert validation.parse_uuid(value.hex) == value
-    assert validation.parse_uuid(value) == value
-    for bad in ("", "nope", None, 5, str(value) + "0"):
-        assert validation.parse_uuid(bad) is None
+# --- identifiers and filters -----------------------------------------------------------------------
 
 
 def test_parse_topic_id():
@@ -219,16 +184,3 @@ def test_topic_filter():
     assert validation.topic_filter(["Python", "Go", "Python"]) == ["Go", "Python"]
     assert validation.topic_filter(["\x00"]) == []  # matches nothing, rather than being ignored
     assert validation.topic_filter([""]) == [""]
-
-
-def test_paging():
-    assert validation.check_paging(None, None, 100) == (100, 0)
-    assert validation.check_paging(5, 2, 100) == (5, 2)
-    assert validation.check_paging(500, 0, 100) == (100, 0)
-    assert validation.check_paging(0, 0, 100) == (0, 0)
-    assert failure(validation.check_paging, -1, -2, 100) == (
-        {"first": [NOT_NEGATIVE], "offset": [NOT_NEGATIVE]},
-        False,
-    )
-    with pytest.raises(TypeError):
-        validation.check_paging("5", 0, 100)
