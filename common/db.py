@@ -80,7 +80,7 @@ class StorageBase:
     """Domain verbs over one session. Subclasses add the queries of their context.
 
     Writes happen inside :meth:`transaction`; events emitted there are stored in the outbox in the same
-    transaction and published once it has committed.
+    transaction and published once it has committed (the relay is woken on commit).
     """
 
     def __init__(self, session: Session, outbox: Table, relay: OutboxRelay, call_id_stack: list[str]) -> None:
@@ -101,7 +101,7 @@ class StorageBase:
             raise
         if self._emitted:
             self._emitted = False
-            self._relay.relay()
+            self._relay.wake()
 
     def emit(self, event_type: str, payload: dict[str, Any]) -> None:
         """Queue an event in the current transaction."""

@@ -2,6 +2,10 @@
 published after commit. Nothing is lost between commit and publication: rows stay until the broker has
 confirmed them, and a relay loop retries whatever an interrupted worker left behind. Delivery is at
 least once, so every event handler is idempotent.
+
+Routing convention: an event whose payload names a room (``room_id``) carries that id as the message
+header ``room_id`` as well, so a consumer can bind a headers exchange to just the rooms it serves (the
+gateways' chat relay does) instead of receiving every room's traffic.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 import logging
 
 import eventlet
+import eventlet.event
 from nameko.amqp.publish import Publisher
 from nameko.constants import AMQP_URI_CONFIG_KEY
 from nameko.events import get_event_exchange
@@ -20,6 +25,14 @@ from sqlalchemy.engine import Engine
 log = logging.getLogger(__name__)
 
 CALL_ID_STACK_HEADER = "nameko.call_id_stack"
+ROUTING_HEADERS = ("room_id",)
+
+
+def routing_headers(payload: object) -> dict[str, str]:
+    """Headers a consumer may bind on, taken from the payload (see the module docstring)."""
+    if not isinstance(payload, dict):
+        return {}
+    return {key: str(payload[key]) for key in ROUTING_HEADERS if payload.get(key) is not None}
 
 
 def outbox_table(metadata: MetaData) -> Table:
@@ -38,8 +51,9 @@ def outbox_table(metadata: MetaData) -> Table:
 class OutboxRelay(SharedExtension):
     """Publishes committed outbox rows to the service's nameko events exchange, oldest first.
 
-    One relay per service container; workers call :meth:`relay` right after their commit, and a
-    background loop picks up rows a failed publish or a crash left behind.
+    One relay per service container. Workers :meth:`wake` it right after their commit, so a reply never
+    waits for publication and one pass publishes whatever several workers committed meanwhile; the same
+    loop sweeps every ``poll_interval`` for rows a failed publish or a crash left behind.
     """
 
     poll_interval = 1.0
@@ -51,6 +65,7 @@ class OutboxRelay(SharedExtension):
         self.table: Table | None = None
         self._loop = None
         self._stopped = False
+        self._wakeup = eventlet.event.Event()
 
     def bind_storage(self, engine: Engine, table: Table) -> None:
         self.engine, self.table = engine, table
@@ -72,6 +87,11 @@ class OutboxRelay(SharedExtension):
 
     def kill(self) -> None:
         self.stop()
+
+    def wake(self) -> None:
+        """Ask the loop for a pass now (rows were just committed)."""
+        if not self._wakeup.ready():
+            self._wakeup.send()
 
     def relay(self) -> int:
         """Publish every pending row; returns how many were published. Never raises: a failure leaves
@@ -99,7 +119,7 @@ class OutboxRelay(SharedExtension):
                 self.publisher.publish(
                     row.payload,
                     routing_key=row.event_type,
-                    extra_headers={CALL_ID_STACK_HEADER: list(row.call_id_stack)},
+                    extra_headers={CALL_ID_STACK_HEADER: list(row.call_id_stack), **routing_headers(row.payload)},
                 )
             if rows:
                 conn.execute(delete(table).where(table.c.id.in_([row.id for row in rows])))
@@ -109,5 +129,8 @@ class OutboxRelay(SharedExtension):
         # A kill landing inside a query can surface as an ordinary database error that relay()
         # swallows, so the loop also watches the flag.
         while not self._stopped:
-            eventlet.sleep(self.poll_interval)
+            with eventlet.Timeout(self.poll_interval, False):
+                self._wakeup.wait()
+            # A fresh event before the pass: a wake during the pass schedules the next one.
+            self._wakeup = eventlet.event.Event()
             self.relay()

@@ -44,6 +44,11 @@ class ProbeService:
         return self.storage.psycopg_implementation()
 
     @rpc
+    def emit_for_room(self, room_id):
+        with self.storage.transaction():
+            self.storage.emit("room_probed", {"room_id": room_id})
+
+    @rpc
     def emit(self, marker, fail=False):
         with self.storage.transaction():
             self.storage.emit("probed", {"marker": marker})
@@ -135,3 +140,31 @@ def test_events_left_in_the_outbox_are_relayed(probe, probed_events, database_ur
     engine.dispose()
     markers = [event["marker"] for event in probed_events(timeout=10)]
     assert markers == [marker]
+
+
+def test_room_events_carry_the_room_as_a_routing_header(probe, amqp_uri):
+    """A headers exchange bound on ``room_id`` receives exactly the events of that room."""
+    proxy, _ = probe
+    room_a, room_b = str(uuid.uuid4()), str(uuid.uuid4())
+    with Connection(amqp_uri) as connection:
+        channel = connection.default_channel
+        rooms = Exchange("probe-rooms-" + uuid.uuid4().hex, type="headers", auto_delete=True)
+        rooms(channel).declare()
+        channel.exchange_bind(rooms.name, "storage_probe.events", routing_key="#")
+        queue = Queue("probe-room-" + uuid.uuid4().hex, rooms, auto_delete=True,
+                      binding_arguments={"x-match": "all", "room_id": room_a})(channel)
+        queue.declare()
+        proxy.emit_for_room(room_b)
+        proxy.emit_for_room(room_a)
+        received, deadline = [], time.monotonic() + 5
+        while time.monotonic() < deadline and not received:
+            message = queue.get(no_ack=True)
+            if message is None:
+                eventlet.sleep(0.05)
+                continue
+            received.append(message)
+        eventlet.sleep(0.3)
+        assert queue.get(no_ack=True) is None  # room_b's event did not come here
+    (message,) = received
+    assert json.loads(message.body)["room_id"] == room_a
+    assert message.headers["room_id"] == room_a
