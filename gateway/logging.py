@@ -70,8 +70,10 @@ def log_graphql_request(
     status: int,
     duration_ms: float,
     error_codes: list[str],
+    rpc_calls: int = 0,
 ) -> None:
-    """The one structured line written per GraphQL HTTP request."""
+    """The one structured line written per GraphQL HTTP request; ``rpc_calls`` is how many service
+    calls it made (the DataLoaders keep it independent of the length of the lists returned)."""
     request_log.info(
         "graphql %s %s",
         operation or "(anonymous)",
@@ -82,5 +84,6 @@ def log_graphql_request(
             "status": status,
             "duration_ms": round(duration_ms, 2),
             "error_codes": error_codes,
+            "rpc_calls": rpc_calls,
         },
     )

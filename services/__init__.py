@@ -3,4 +3,5 @@ order, with the class `nameko run` starts."""
 
 DEPLOYED = {
     "users": "services.users.service:UsersService",
+    "rooms": "services.rooms.service:RoomsService",
 }

@@ -67,11 +67,14 @@ class GraphQLContext:
         self._authentication_failure: errors.GatewayError | None = None
         self._authentication_lock = asyncio.Lock()
         self._loaders: dict[Callable[..., Any], Any] = {}
+        self.rpc_calls = 0
+        """RPC calls this request made (failed ones included); written to the request's log line."""
 
     # --- services ---------------------------------------------------------------------------------
 
     async def call(self, service: str, method: str, *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
         """Call ``service.method`` with this request's call id; failures become :class:`GatewayError`."""
+        self.rpc_calls += 1
         if self._rpc is None:
             raise errors.GatewayError(errors.SERVICE_UNAVAILABLE, errors.INTERNAL_SERVER_ERROR)
         try:

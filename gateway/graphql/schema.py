@@ -24,14 +24,16 @@ from gateway.graphql.errors import ErrorCodes
 from gateway.graphql.limits import limit_extensions
 from gateway.graphql.parsing import CachedParser
 from gateway.graphql.scalars import SCALAR_MAP
+from gateway.rooms.mutations import RoomsMutation
+from gateway.rooms.queries import RoomsQuery
 from gateway.settings import Settings
 from gateway.users.mutations import UsersMutation
 from gateway.users.queries import UsersQuery
 
 log = logging.getLogger("gateway.graphql")
 
-QUERY_TYPES: tuple[type, ...] = (UsersQuery,)
-MUTATION_TYPES: tuple[type, ...] = (UsersMutation,)
+QUERY_TYPES: tuple[type, ...] = (UsersQuery, RoomsQuery)
+MUTATION_TYPES: tuple[type, ...] = (UsersMutation, RoomsMutation)
 SUBSCRIPTION_TYPES: tuple[type, ...] = ()
 
 VALIDATION_CACHE_SIZE = 256

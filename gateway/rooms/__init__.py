@@ -1,0 +1,1 @@
+"""The rooms domain of the GraphQL schema: types, loaders, queries and mutations."""

@@ -1,0 +1,577 @@
+"""The rooms fields of /graphql/ in-process, with in-memory users and rooms services behind a fake RPC
+client: the RPC budget of room lists (DataLoaders, DESIGN "one get_many per entity per request"),
+argument handling (§5, B2), participants (§3), rooms whose host is gone (§6.2) and the error mapping of
+the room mutations (§4, §7)."""
+
+from __future__ import annotations
+
+import itertools
+import re
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from gateway.app import create_app
+from gateway.settings import Settings
+from gateway.tests.fake_users import FakeRpc, FakeUsers, remote
+from gateway.tests.test_view import SECRET, token_for
+
+ROOM_NAME_TAKEN = {"__all__": ["You already have a room with this name."]}
+_clock = itertools.count()
+
+
+class FakeRooms:
+    """The rooms service's RPC methods over dicts, with its orders; it raises the service's domain
+    errors as they arrive over RPC but does not reimplement its validation (the service's tests do)."""
+
+    def __init__(self) -> None:
+        self.rooms: dict[str, dict[str, Any]] = {}
+        self.members: dict[str, list[str]] = {}
+        self.topics: dict[int, str] = {}
+        self.conflict_next = False
+
+    # --- helpers ----------------------------------------------------------------------------------
+
+    def _topic_id(self, name: str) -> int:
+        for topic_id, topic_name in self.topics.items():
+            if topic_name == name:
+                return topic_id
+        topic_id = len(self.topics) + 1
+        self.topics[topic_id] = name
+        return topic_id
+
+    def _record(self, room_id: str) -> dict[str, Any]:
+        return {**self.rooms[room_id], "participant_count": len(self.members[room_id])}
+
+    def _found(self, room_id: str) -> dict[str, Any]:
+        if room_id not in self.rooms:
+            raise remote("NotFound", "Room not found")
+        return self.rooms[room_id]
+
+    def _page(self, ids: list[str], first: int | None, offset: int) -> list[dict[str, Any]]:
+        records = [self._record(i) for i in ids]
+        records.sort(key=lambda r: r["id"])
+        records.sort(key=lambda r: r["created"], reverse=True)
+        records.sort(key=lambda r: r["participant_count"], reverse=True)
+        records = records[offset:]
+        return records if first is None else records[:first]
+
+    def add(self, host_id: str, name: str, topic: str = "Python", participants: tuple[str, ...] = ()) -> dict[str, Any]:
+        """A room created directly (fixtures), ``participants`` in joining order (the host not added)."""
+        room_id = str(uuid.uuid4())
+        moment = (datetime(2025, 1, 1, tzinfo=UTC) + timedelta(seconds=next(_clock))).isoformat()
+        self.rooms[room_id] = {
+            "id": room_id,
+            "name": name,
+            "slug": name.lower().replace(" ", "-"),
+            "host_id": host_id,
+            "topic_id": self._topic_id(topic),
+            "description": "",
+            "created": moment,
+            "updated": moment,
+        }
+        self.members[room_id] = list(participants)
+        return self._record(room_id)
+
+    # --- RPC ----------------------------------------------------------------------------------------
+
+    def health(self) -> str:
+        return "ok"
+
+    def create_room(self, host_id: str, name: str, topic_name: str, description: str) -> dict[str, Any]:
+        if not re.fullmatch(r"[A-Za-z]+", topic_name):
+            raise remote("ValidationFailed", {"__all__": ["Topic name must consist of letters only."]}, True)
+        if not name.strip():
+            raise remote("ValidationFailed", {"name": ["This field is required."]}, False)
+        if self.conflict_next:
+            self.conflict_next = False
+            raise remote("Conflict", ROOM_NAME_TAKEN, True)
+        if any(r["host_id"] == host_id and r["name"] == name for r in self.rooms.values()):
+            raise remote("ValidationFailed", ROOM_NAME_TAKEN, True)
+        record = self.add(host_id, name, topic_name, participants=(host_id,))
+        self.rooms[record["id"]]["description"] = description
+        return self._record(record["id"])
+
+    def update_room(self, room_id: str, user_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+        room = self._found(room_id)
+        if room["host_id"] != user_id:
+            raise remote("PermissionDenied", "Permission denied")
+        if changes.get("topic_name") is not None:
+            room["topic_id"] = self._topic_id(changes["topic_name"])
+        if "description" in changes:
+            room["description"] = changes["description"] or ""
+        return self._record(room_id)
+
+    def delete_room(self, room_id: str, user_id: str) -> dict[str, str]:
+        room = self._found(room_id)
+        if room["host_id"] != user_id:
+            raise remote("PermissionDenied", "Permission denied")
+        del self.rooms[room_id], self.members[room_id]
+        return {"id": room_id}
+
+    def join_room(self, room_id: str, user_id: str) -> dict[str, Any]:
+        self._found(room_id)
+        if user_id not in self.members[room_id]:
+            self.members[room_id].append(user_id)
+        return self._record(room_id)
+
+    def leave_room(self, room_id: str, user_id: str) -> dict[str, Any]:
+        self._found(room_id)
+        if user_id in self.members[room_id]:
+            self.members[room_id].remove(user_id)
+        return self._record(room_id)
+
+    def get_room_by_host_slug(self, host_id: str, slug: str) -> dict[str, Any]:
+        for room in self.rooms.values():
+            if room["host_id"] == host_id and room["slug"] == slug:
+                return self._record(room["id"])
+        raise remote("NotFound", "Room not found")
+
+    def get_many(self, ids: list[str]) -> list[dict[str, Any] | None]:
+        return [self._record(i) if i in self.rooms else None for i in ids]
+
+    def list_rooms(self, host_id=None, search=None, topics=None, first=None, offset=0) -> list[dict[str, Any]]:
+        ids = [
+            room_id
+            for room_id, room in self.rooms.items()
+            if (not host_id or room["host_id"] == host_id)
+            and (not search or search.lower() in (room["name"] + "\n" + room["description"]).lower())
+            and (not topics or self.topics[room["topic_id"]] in ([topics] if isinstance(topics, str) else topics))
+        ]
+        return self._page(ids, first, offset)
+
+    def rooms_participated_by(self, user_id: str, first=None, offset=0) -> list[dict[str, Any]]:
+        return self._page([i for i, members in self.members.items() if user_id in members], first, offset)
+
+    def rooms_not_participated_by(self, user_id: str, first=None, offset=0) -> list[dict[str, Any]]:
+        return self._page([i for i, members in self.members.items() if user_id not in members], first, offset)
+
+    def participants_of(self, room_ids: list[str]) -> dict[str, list[str]]:
+        return {room_id: list(self.members.get(room_id, [])) for room_id in room_ids}
+
+    def list_topics(self, search=None, min_rooms=None, first=None, offset=0) -> list[dict[str, Any]]:
+        counts = Counter(room["topic_id"] for room in self.rooms.values())
+        topics = [
+            {"id": topic_id, "name": name, "room_count": counts[topic_id]}
+            for topic_id, name in self.topics.items()
+            if (not search or search.lower() in name.lower()) and (not min_rooms or counts[topic_id] >= min_rooms)
+        ]
+        topics.sort(key=lambda t: (-t["room_count"], t["name"].lower(), t["name"]))
+        topics = topics[offset:]
+        return topics if first is None else topics[:first]
+
+    def get_topics(self, ids: list[int]) -> list[dict[str, Any] | None]:
+        counts = Counter(room["topic_id"] for room in self.rooms.values())
+        return [
+            {"id": int(i), "name": self.topics[int(i)], "room_count": counts[int(i)]} if int(i) in self.topics else None
+            for i in ids
+        ]
+
+
+# --- fixtures ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def users() -> FakeUsers:
+    return FakeUsers()
+
+
+@pytest.fixture
+def rooms() -> FakeRooms:
+    return FakeRooms()
+
+
+@pytest.fixture
+def rpc(users: FakeUsers, rooms: FakeRooms) -> FakeRpc:
+    return FakeRpc(users=users, rooms=rooms)
+
+
+def make_settings(tmp_path: Path, list_cap: int) -> Settings:
+    return Settings(
+        env="test",
+        jwt_secret=SECRET,
+        media_root=str(tmp_path / "media"),
+        allowed_hosts=("testserver",),
+        services=("users", "rooms"),
+        list_cap=list_cap,
+    )
+
+
+async def _client(settings: Settings, rpc: FakeRpc) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings)
+    app.state.rpc = rpc
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as c:
+        yield c
+
+
+@pytest.fixture
+async def client(tmp_path: Path, rpc: FakeRpc) -> AsyncIterator[httpx.AsyncClient]:
+    async for c in _client(make_settings(tmp_path, 1000), rpc):
+        yield c
+
+
+@pytest.fixture
+async def capped_client(tmp_path: Path, rpc: FakeRpc) -> AsyncIterator[httpx.AsyncClient]:
+    """A gateway whose list cap N is 3."""
+    async for c in _client(make_settings(tmp_path, 3), rpc):
+        yield c
+
+
+async def gql(client: httpx.AsyncClient, query: str, variables: dict | None = None, *, token: str | None = None,
+              rpc: FakeRpc | None = None) -> dict[str, Any]:
+    headers = {"Authorization": f"JWT {token}"} if token else {}
+    if rpc is not None:
+        rpc.calls.clear()
+    response = await client.post("/graphql/", json={"query": query, "variables": variables}, headers=headers)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def only_error(body: dict[str, Any]) -> dict[str, Any]:
+    assert len(body.get("errors", [])) == 1, body
+    error = body["errors"][0]
+    return {"message": error["message"], "extensions": error["extensions"]}
+
+
+FULL_ROOM = """id name slug description created updated
+  host { id username name bio avatar } topic { id name } participants { id username avatar }"""
+
+
+def populate(users: FakeUsers, rooms: FakeRooms, count: int, tag: str) -> list[dict[str, Any]]:
+    """``count`` rooms, each with its own host and three participants of its own."""
+    made = []
+    for index in range(count):
+        host = users.add(f"{tag}host{index}", f"{tag}host{index}@x.com")
+        members = [users.add(f"{tag}m{index}x{k}", f"{tag}m{index}x{k}@x.com")["id"] for k in range(3)]
+        made.append(rooms.add(host["id"], f"{tag} room {index}", topic=f"Topic{chr(65 + index % 20)}",
+                              participants=(host["id"], *members)))
+    return made
+
+
+# --- the RPC budget --------------------------------------------------------------------------------------
+
+
+LIST_BUDGET = Counter({"rooms.list_rooms": 1, "rooms.participants_of": 1, "rooms.get_topics": 1, "users.get_many": 1})
+
+
+async def test_a_list_of_50_rooms_costs_the_same_four_calls_as_a_list_of_5(client, users, rooms, rpc):
+    """DESIGN: one batched call per entity per request, never one per row."""
+    populate(users, rooms, 5, "small")
+    populate(users, rooms, 50, "large")
+    measured = {}
+    for tag, count in (("small", 5), ("large", 50)):
+        body = await gql(client, f"query($s: String) {{ rooms(search: $s) {{ {FULL_ROOM} }} }}", {"s": tag}, rpc=rpc)
+        assert "errors" not in body, body
+        assert len(body["data"]["rooms"]) == count
+        assert all(len(room["participants"]) == 4 for room in body["data"]["rooms"])
+        measured[count] = Counter(rpc.methods_called())
+    assert measured[5] == measured[50] == LIST_BUDGET
+
+
+async def test_fragments_aliases_and_every_list_field_stay_within_budget(client, users, rooms, rpc):
+    populate(users, rooms, 20, "frag")
+    query = """query($u: String!) {
+      a: rooms { ...R } b: roomsParticipatedByUser(userSlug: $u) { ... on RoomType { participants { id } } }
+    }
+    fragment R on RoomType { host { username } topic { name } p1: participants { id } p2: participants { username } }"""
+    body = await gql(client, query, {"u": "fragm0x0"}, rpc=rpc)
+    assert "errors" not in body, body
+    assert len(body["data"]["a"]) == 20 and len(body["data"]["b"]) == 1
+    calls = Counter(rpc.methods_called())
+    # Two root lists: each its list call, and at most one participants_of / get_topics / users.get_many.
+    assert calls["rooms.list_rooms"] == 1 and calls["rooms.rooms_participated_by"] == 1
+    assert calls["users.get_by_username"] == 1
+    assert calls["rooms.participants_of"] <= 2 and calls["rooms.get_topics"] <= 1 and calls["users.get_many"] <= 2
+    assert sum(calls.values()) <= 8
+
+
+async def test_unselected_entities_are_not_fetched(client, users, rooms, rpc):
+    populate(users, rooms, 3, "lean")
+    body = await gql(client, "{ rooms { id name } }", rpc=rpc)
+    assert len(body["data"]["rooms"]) == 3
+    # The hosts are still looked up: rooms whose host is gone must be left out (§6.2).
+    assert Counter(rpc.methods_called()) == Counter({"rooms.list_rooms": 1, "users.get_many": 1})
+
+
+async def test_room_and_participated_lists_budget(client, users, rooms, rpc):
+    (made,) = populate(users, rooms, 1, "one")
+    host = users.users[made["host_id"]]
+    body = await gql(client, f'{{ room(hostSlug: "{host["username"]}", roomSlug: "{made["slug"]}") {{ {FULL_ROOM} }} }}',
+                     rpc=rpc)
+    assert body["data"]["room"]["host"]["username"] == host["username"]
+    assert Counter(rpc.methods_called()) == Counter(
+        {"users.get_by_username": 1, "rooms.get_room_by_host_slug": 1, "rooms.participants_of": 1,
+         "rooms.get_topics": 1, "users.get_many": 1}
+    )
+
+
+# --- queries ------------------------------------------------------------------------------------------
+
+
+async def test_room_fields_and_formats(client, users, rooms):
+    host = users.add("hoster", "hoster@x.com")
+    made = rooms.add(host["id"], "Test Room", topic="Django")
+    body = await gql(client, f"{{ rooms {{ {FULL_ROOM} }} }}")
+    (room,) = body["data"]["rooms"]
+    topic_id = next(i for i, n in rooms.topics.items() if n == "Django")
+    assert room == {
+        "id": made["id"],
+        "name": "Test Room",
+        "slug": "test-room",
+        "description": "",
+        "created": made["created"],
+        "updated": made["updated"],
+        "host": {"id": host["id"], "username": "hoster", "name": "Some One", "bio": "", "avatar": ""},
+        "topic": {"id": str(topic_id), "name": "Django"},
+        "participants": [],
+    }
+    assert room["created"].endswith("+00:00")
+
+
+async def test_participants_by_username_then_capped(capped_client, users, rooms):
+    host = users.add("host", "host@x.com")
+    ids = {name: users.add(name, f"{name}@x.com")["id"] for name in ("carol", "alice", "bob", "dave", "a-z", "a_z")}
+    rooms.add(host["id"], "Crowded", participants=tuple(ids.values()))
+    body = await gql(capped_client, "{ rooms { participants { username } } }")
+    # Code point order, as PostgreSQL's "C" collation orders usernames: '-' < '_' < letters.
+    assert [p["username"] for p in body["data"]["rooms"][0]["participants"]] == ["a-z", "a_z", "alice"]
+
+
+async def test_paging_and_caps(capped_client, users, rooms, rpc):
+    host = users.add("pager", "pager@x.com")
+    made = [rooms.add(host["id"], f"Room {i}") for i in range(5)]
+    newest_first = [r["id"] for r in reversed(made)]
+    query = "query($f: Int, $o: Int) { rooms(first: $f, offset: $o) { id } }"
+    assert [r["id"] for r in (await gql(capped_client, query))["data"]["rooms"]] == newest_first[:3]
+    assert [r["id"] for r in (await gql(capped_client, query, {"f": 99, "o": 1}))["data"]["rooms"]] == newest_first[1:4]
+    assert [r["id"] for r in (await gql(capped_client, query, {"f": 2, "o": 4}))["data"]["rooms"]] == newest_first[4:]
+    body = await gql(capped_client, query, {"f": 0}, rpc=rpc)
+    assert body == {"data": {"rooms": []}} and rpc.calls == []
+    for field in ("rooms", 'roomsParticipatedByUser(userSlug: "pager",', 'roomsNotParticipatedByUser(userSlug: "pager",',
+                  "topics"):
+        head = field if field.endswith(",") else field + "("
+        body = await gql(capped_client, f"{{ x: {head} first: -1, offset: -2) {{ __typename }} }}", rpc=rpc)
+        assert body["data"] == {"x": None}
+        assert only_error(body) == {
+            "message": "Invalid data",
+            "extensions": {
+                "code": "BAD_USER_INPUT",
+                "errors": {
+                    "first": ["Ensure this value is greater than or equal to 0."],
+                    "offset": ["Ensure this value is greater than or equal to 0."],
+                },
+            },
+        }
+        assert rpc.calls == []
+
+
+async def test_rooms_filters(client, users, rooms, rpc):
+    host = users.add("filt", "filt@x.com")
+    other = users.add("other", "other@x.com")
+    python = rooms.add(host["id"], "Snakes", topic="Python")
+    django = rooms.add(other["id"], "Ponies", topic="Django")
+    query = "query($h: String, $s: String, $t: [String]) { rooms(hostSlug: $h, search: $s, topic: $t) { name } }"
+
+    async def names(**variables: Any) -> list[str]:
+        body = await gql(client, query, variables, rpc=rpc)
+        assert "errors" not in body, body
+        return sorted(r["name"] for r in body["data"]["rooms"])
+
+    assert await names(h="filt") == ["Snakes"]
+    assert await names(h="nobody") == []
+    assert "rooms.list_rooms" not in rpc.methods_called()  # an unknown host hosts nothing
+    assert await names(h="", s="", t=[]) == ["Ponies", "Snakes"]
+    assert rpc.calls[0][1:3] == ("list_rooms", ())
+    assert await names(h=None, s=None, t=None) == ["Ponies", "Snakes"]
+    assert await names(t=["Django"]) == ["Ponies"]
+    assert await names(t=["python"]) == []  # exact, case-sensitive
+    assert await names(s="NAK") == ["Snakes"]
+    assert await names(h="other", t=["Python"]) == []
+    # List coercion: a single string is a one-name list; "" and null names match nothing and are dropped.
+    body = await gql(client, '{ rooms(topic: "Python") { id } }')
+    assert body == {"data": {"rooms": [{"id": python["id"]}]}}
+    assert await names(t=["", None]) == ["Ponies", "Snakes"]
+    body = await gql(client, '{ rooms(topic: "") { id } }')
+    assert len(body["data"]["rooms"]) == 2 and django
+
+
+async def test_not_found_strings(client, users, rooms):
+    host = users.add("nf", "nf@x.com")
+    rooms.add(host["id"], "There")
+    for query, field, message in [
+        ('{ room(hostSlug: "ghost", roomSlug: "there") { id } }', "room", "Room not found"),
+        ('{ room(hostSlug: "nf", roomSlug: "nowhere") { id } }', "room", "Room not found"),
+        ('{ room(hostSlug: "NF", roomSlug: "there") { id } }', "room", "Room not found"),
+        ('{ roomsParticipatedByUser(userSlug: "ghost") { id } }', "roomsParticipatedByUser", "User not found"),
+        ('{ roomsNotParticipatedByUser(userSlug: "ghost") { id } }', "roomsNotParticipatedByUser", "User not found"),
+    ]:
+        body = await gql(client, query)
+        assert body["data"] == {field: None}
+        assert only_error(body) == {"message": message, "extensions": {"code": "NOT_FOUND"}}
+        assert body["errors"][0]["path"] == [field]
+
+
+async def test_participated_and_not_participated(client, users, rooms):
+    alice = users.add("alice", "alice@x.com")
+    bob = users.add("bob", "bob@x.com")
+    joined = rooms.add(bob["id"], "Joined", participants=(alice["id"],))
+    other = rooms.add(bob["id"], "Other")
+    body = await gql(client, '{ p: roomsParticipatedByUser(userSlug: "alice") { id } '
+                             'n: roomsNotParticipatedByUser(userSlug: "alice") { id } }')
+    assert body == {"data": {"p": [{"id": joined["id"]}], "n": [{"id": other["id"]}]}}
+
+
+async def test_rooms_whose_host_is_gone_are_left_out(client, users, rooms):
+    """§6.2 deleteAccount: while the cascade is in flight no query fails on a dangling host."""
+    gone = users.add("gone", "gone@x.com")
+    stays = users.add("stays", "stays@x.com")
+    orphan = rooms.add(gone["id"], "Orphan", participants=(stays["id"],))
+    kept = rooms.add(stays["id"], "Kept", participants=(gone["id"], stays["id"]))
+    users.users.pop(gone["id"])
+    body = await gql(client, "{ rooms { id host { id } participants { username } } "
+                             'p: roomsParticipatedByUser(userSlug: "stays") { id } '
+                             'n: roomsNotParticipatedByUser(userSlug: "stays") { id } }')
+    assert "errors" not in body, body
+    assert body["data"]["rooms"] == [{"id": kept["id"], "host": {"id": stays["id"]}, "participants": [{"username": "stays"}]}]
+    assert body["data"]["p"] == [{"id": kept["id"]}] and body["data"]["n"] == []
+    # Singly: the host's username no longer exists, so the room is not found.
+    body = await gql(client, '{ room(hostSlug: "gone", roomSlug: "orphan") { id } }')
+    assert only_error(body)["message"] == "Room not found"
+    # A mutation answering with such a room says so too, rather than a null host.
+    body = await gql(client, f'mutation {{ joinRoom(roomId: "{orphan["id"]}") {{ room {{ id }} }} }}',
+                     token=token_for("stays@x.com"))
+    assert body["data"] == {"joinRoom": None}
+    assert only_error(body) == {"message": "Room not found", "extensions": {"code": "NOT_FOUND"}}
+
+
+async def test_topics(client, users, rooms, rpc):
+    host = users.add("top", "top@x.com")
+    for topic in ("beta", "Alpha", "alpha", "Gamma"):
+        rooms._topic_id(topic)
+    rooms.add(host["id"], "One", topic="Gamma")
+    query = "query($s: String, $m: Int, $f: Int, $o: Int) { topics(search: $s, minRooms: $m, first: $f, offset: $o) { id name } }"
+    body = await gql(client, query, rpc=rpc)
+    assert [t["name"] for t in body["data"]["topics"]] == ["Gamma", "Alpha", "alpha", "beta"]
+    assert all(re.fullmatch(r"\d+", t["id"]) for t in body["data"]["topics"])
+    assert rpc.methods_called() == ["rooms.list_topics"]
+    assert [t["name"] for t in (await gql(client, query, {"s": "LPH"}))["data"]["topics"]] == ["Alpha", "alpha"]
+    assert [t["name"] for t in (await gql(client, query, {"m": 1}))["data"]["topics"]] == ["Gamma"]
+    assert len((await gql(client, query, {"m": 0, "s": ""}))["data"]["topics"]) == 4
+    assert [t["name"] for t in (await gql(client, query, {"f": 2, "o": 1}))["data"]["topics"]] == ["Alpha", "alpha"]
+
+
+# --- mutations --------------------------------------------------------------------------------------
+
+
+CREATE = """mutation($n: String!, $t: String!, $d: String!) {
+  createRoom(name: $n, topicName: $t, description: $d) { room { id name slug description topic { name } host { username } participants { username } } } }"""
+
+
+async def test_room_mutations_require_login_before_anything(client, users, rooms, rpc):
+    room_id = str(uuid.uuid4())
+    for field, mutation in [
+        ("createRoom", 'createRoom(name: "", topicName: "1", description: "") { room { id } }'),
+        ("updateRoom", f'updateRoom(roomId: "{room_id}") {{ room {{ id }} }}'),
+        ("deleteRoom", f'deleteRoom(roomId: "{room_id}") {{ success }}'),
+        ("joinRoom", f'joinRoom(roomId: "{room_id}") {{ room {{ id }} }}'),
+        ("leaveRoom", f'leaveRoom(roomId: "{room_id}") {{ room {{ id }} }}'),
+    ]:
+        body = await gql(client, f"mutation {{ {mutation} }}", rpc=rpc)
+        assert body["data"] == {field: None}
+        assert only_error(body) == {
+            "message": "You do not have permission to perform this action",
+            "extensions": {"code": "UNAUTHENTICATED"},
+        }
+        assert rpc.calls == []
+
+
+async def test_create_room_and_its_errors(client, users, rooms):
+    users.add("maker", "maker@x.com")
+    token = token_for("maker@x.com")
+    body = await gql(client, CREATE, {"n": "New Room", "t": "NewTopic", "d": ""}, token=token)
+    assert body == {"data": {"createRoom": {"room": {
+        "id": body["data"]["createRoom"]["room"]["id"], "name": "New Room", "slug": "new-room", "description": "",
+        "topic": {"name": "NewTopic"}, "host": {"username": "maker"}, "participants": [{"username": "maker"}]}}}}
+    # raw errors: dict repr, BAD_USER_INPUT, no extensions.errors (§16.1)
+    body = await gql(client, CREATE, {"n": "New Room", "t": "NewTopic", "d": ""}, token=token)
+    assert body["data"] == {"createRoom": None}
+    assert only_error(body) == {
+        "message": "{'__all__': ['You already have a room with this name.']}",
+        "extensions": {"code": "BAD_USER_INPUT"},
+    }
+    body = await gql(client, CREATE, {"n": "X", "t": "Not letters", "d": ""}, token=token)
+    assert only_error(body) == {
+        "message": "{'__all__': ['Topic name must consist of letters only.']}",
+        "extensions": {"code": "BAD_USER_INPUT"},
+    }
+    # form errors: "Invalid data" + extensions.errors
+    body = await gql(client, CREATE, {"n": "  ", "t": "Fine", "d": ""}, token=token)
+    assert only_error(body) == {
+        "message": "Invalid data",
+        "extensions": {"code": "BAD_USER_INPUT", "errors": {"name": ["This field is required."]}},
+    }
+    # a lost race: the same raw message, code CONFLICT (C14)
+    rooms.conflict_next = True
+    body = await gql(client, CREATE, {"n": "Raced", "t": "Fine", "d": ""}, token=token)
+    assert only_error(body) == {
+        "message": "{'__all__': ['You already have a room with this name.']}",
+        "extensions": {"code": "CONFLICT"},
+    }
+
+
+async def test_update_room_arguments(client, users, rooms, rpc):
+    host = users.add("upd", "upd@x.com")
+    users.add("nothost", "nothost@x.com")
+    made = rooms.add(host["id"], "Editable", topic="Old")
+    rooms.rooms[made["id"]]["description"] = "before"
+    token = token_for("upd@x.com")
+    query = """mutation($id: UUID!, $d: String, $t: String) {
+      updateRoom(roomId: $id, description: $d, topicName: $t) { room { description topic { name } } } }"""
+    body = await gql(client, query, {"id": made["id"].upper()}, token=token, rpc=rpc)
+    assert body == {"data": {"updateRoom": {"room": {"description": "before", "topic": {"name": "Old"}}}}}
+    assert ("rooms", "update_room", (made["id"], host["id"], {})) in [c[:3] for c in rpc.calls]
+    body = await gql(client, query, {"id": made["id"], "t": None, "d": None}, token=token, rpc=rpc)
+    assert body == {"data": {"updateRoom": {"room": {"description": "", "topic": {"name": "Old"}}}}}  # C8
+    assert ("rooms", "update_room", (made["id"], host["id"], {"description": None})) in [c[:3] for c in rpc.calls]
+    body = await gql(client, query, {"id": made["id"], "t": "New", "d": "after"}, token=token)
+    assert body == {"data": {"updateRoom": {"room": {"description": "after", "topic": {"name": "New"}}}}}
+    body = await gql(client, query, {"id": made["id"], "d": "x"}, token=token_for("nothost@x.com"))
+    assert only_error(body) == {"message": "Permission denied", "extensions": {"code": "PERMISSION_DENIED"}}
+    body = await gql(client, query, {"id": str(uuid.uuid4())}, token=token)
+    assert only_error(body) == {"message": "Room not found", "extensions": {"code": "NOT_FOUND"}}
+
+
+async def test_delete_join_and_leave(client, users, rooms):
+    host = users.add("dj", "dj@x.com")
+    guest = users.add("guest", "guest@x.com")
+    made = rooms.add(host["id"], "Shared")
+    join = f'mutation {{ joinRoom(roomId: "{made["id"]}") {{ room {{ participants {{ username }} }} }} }}'
+    leave = f'mutation {{ leaveRoom(roomId: "{made["id"]}") {{ room {{ participants {{ username }} }} }} }}'
+    for _ in range(2):  # idempotent
+        body = await gql(client, join, token=token_for("guest@x.com"))
+        assert body == {"data": {"joinRoom": {"room": {"participants": [{"username": "guest"}]}}}}
+    for _ in range(2):
+        body = await gql(client, leave, token=token_for("guest@x.com"))
+        assert body == {"data": {"leaveRoom": {"room": {"participants": []}}}}
+    delete = f'mutation {{ deleteRoom(roomId: "{made["id"]}") {{ success }} }}'
+    body = await gql(client, delete, token=token_for("guest@x.com"))
+    assert only_error(body) == {"message": "Permission denied", "extensions": {"code": "PERMISSION_DENIED"}}
+    assert await gql(client, delete, token=token_for("dj@x.com")) == {"data": {"deleteRoom": {"success": True}}}
+    for mutation in (delete, join, leave):
+        body = await gql(client, mutation, token=token_for("dj@x.com"))
+        assert only_error(body) == {"message": "Room not found", "extensions": {"code": "NOT_FOUND"}}
+    assert guest
+
+
+async def test_request_log_line_counts_rpc_calls(client, users, rooms, caplog):
+    populate(users, rooms, 7, "log")
+    with caplog.at_level("INFO", logger="gateway.request"):
+        await client.post("/graphql/", json={"query": f"query CountMe {{ rooms {{ {FULL_ROOM} }} }}"})
+    (record,) = [r for r in caplog.records if r.name == "gateway.request" and getattr(r, "operation", None) == "CountMe"]
+    assert record.rpc_calls == 4
