@@ -14,7 +14,9 @@ relays them to sockets and subscriptions.
 Consumed (their payloads read here only, through the functions below):
 
 * ``rooms.room_created``: the room, ``{"id", "host_id", ...}``; the host's membership
-* ``rooms.participant_joined`` / ``rooms.participant_left``: ``{"room_id", "user_id"}``
+* ``rooms.participant_joined`` / ``rooms.participant_left``: ``{"room_id", "user_id",
+  "membership_version"}``; the version orders one membership's changes (an event from before versions
+  has none: version 0)
 * ``rooms.room_deleted``: ``{"id", "host_id"}``
 * ``users.user_deleted``: ``{"id", "username"}``
 """
@@ -24,7 +26,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from services.messages.validation import parse_uuid
+from common.validation import parse_uuid
 
 MESSAGE_CREATED = "message_created"
 MESSAGE_UPDATED = "message_updated"
@@ -58,10 +60,19 @@ def created_room_host(payload: Any) -> tuple[uuid.UUID, uuid.UUID] | None:
     return (room_id, host_id) if room_id and host_id else None
 
 
-def membership(payload: Any) -> tuple[uuid.UUID, uuid.UUID] | None:
-    """``(room_id, user_id)`` of a ``participant_joined`` / ``participant_left`` payload, or ``None``."""
+def membership(payload: Any) -> tuple[uuid.UUID, uuid.UUID, int] | None:
+    """``(room_id, user_id, membership_version)`` of a ``participant_joined`` / ``participant_left``
+    payload, the version 0 when it has none; ``None`` when an id is missing or malformed, or the version
+    is not a non-negative integer."""
     room_id, user_id = _field(payload, "room_id"), _field(payload, "user_id")
-    return (room_id, user_id) if room_id and user_id else None
+    if not (room_id and user_id):
+        return None
+    version = payload.get("membership_version")
+    if version is None:
+        return room_id, user_id, 0
+    if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+        return None
+    return room_id, user_id, version
 
 
 def deleted_room(payload: Any) -> uuid.UUID | None:

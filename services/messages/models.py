@@ -24,6 +24,8 @@ from sqlalchemy import (
     UniqueConstraint,
     false,
     func,
+    text,
+    true,
 )
 from sqlalchemy.dialects.postgresql import UUID
 
@@ -73,13 +75,21 @@ room_sequences = Table(
     CheckConstraint("last_seq >= 0", name="last_seq_not_negative"),
 )
 
-# The local copy of room membership, fed by the rooms service's events (and by its RPC on a miss).
+# The local copy of room membership, fed by the rooms service's events (and by its RPC on a miss): per
+# (room, user), the latest change this service knows of, a join (``member``) or a leave (not), and its
+# ``membership_version``. Joins and leaves arrive on separate queues, in any order and maybe more than
+# once; a change is applied only over an older one, so the copy ends at the latest whatever the order.
+# Version 0: a membership learnt without one (the room_created event, the rooms service's RPC, an event
+# from before versions), which any versioned change replaces and which replaces no versioned one.
 memberships = Table(
     "memberships",
     metadata,
     Column("room_id", UUID(as_uuid=True), nullable=False),
     Column("user_id", UUID(as_uuid=True), nullable=False),
+    Column("member", Boolean, nullable=False, server_default=true()),
+    Column("version", BigInteger, nullable=False, server_default=text("0")),
     PrimaryKeyConstraint("room_id", "user_id", name="pk_memberships"),
+    CheckConstraint("version >= 0", name="version_not_negative"),
     Index("ix_memberships_user_id", "user_id"),
 )
 

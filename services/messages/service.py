@@ -26,6 +26,7 @@ from nameko.rpc import RpcProxy, rpc
 from common import service as common_service
 from common.db import Storage
 from common.errors import EXPECTED, NotFound, PermissionDenied
+from common.validation import check_paging, parse_uuid
 from services.messages import events, schemas, validation
 from services.messages.models import metadata
 from services.messages.storage import MessageStorage, Participation
@@ -76,7 +77,7 @@ class MessagesService(common_service.ServiceBase):
         (a yes is recorded locally); otherwise ``PermissionDenied("Permission denied")``, also for a
         deleted room or user. Emits ``message_created`` (``{"room_id", "seq", "message"}``).
         """
-        room, user = validation.parse_uuid(room_id), validation.parse_uuid(user_id)
+        room, user = parse_uuid(room_id), parse_uuid(user_id)
         body = validation.check_body(body)
         if room is None or user is None:
             raise PermissionDenied()
@@ -149,7 +150,7 @@ class MessagesService(common_service.ServiceBase):
         found")``. An unknown room has no messages (the gateway resolves the room first).
         """
         limit = validation.check_last(last, validation.check_cap(cap))
-        room = validation.parse_uuid(room_id)
+        room = parse_uuid(room_id)
         anchor = None
         if before is not None:
             anchor = self._live_message_of_room(before, room)
@@ -164,8 +165,8 @@ class MessagesService(common_service.ServiceBase):
         """A user's messages in every room (``messagesByUser``, CONTRACT §5, B2), by created DESC then
         id DESC: ``offset`` skipped, then at most ``first`` (clamped to ``cap``; ``None``: ``cap``).
         Negative ``first``/``offset``: form ``ValidationFailed``. An unknown user has none."""
-        limit, offset = validation.check_paging(first, offset, validation.check_cap(cap))
-        user = validation.parse_uuid(user_id)
+        limit, offset = check_paging(first, offset, validation.check_cap(cap))
+        user = parse_uuid(user_id)
         if user is None:
             return []
         return [schemas.message(row) for row in self.storage.by_user(user, limit, offset)]
@@ -185,7 +186,7 @@ class MessagesService(common_service.ServiceBase):
         ``ValidationFailed({"since_seq": [...]})``. An unknown room has no changes.
         """
         since_seq = validation.check_since(since_seq)
-        room = validation.parse_uuid(room_id)
+        room = parse_uuid(room_id)
         if room is None:
             return []
         changes: list[dict[str, Any]] = []
@@ -207,7 +208,7 @@ class MessagesService(common_service.ServiceBase):
 
         Not capped (B7): read in pages from one snapshot, like :meth:`changes_since`.
         """
-        room, anchor_id = validation.parse_uuid(room_id), validation.parse_uuid(message_id)
+        room, anchor_id = parse_uuid(room_id), parse_uuid(message_id)
         result: list[dict[str, Any]] = []
         with self.storage.transaction():
             self.storage.use_snapshot()
@@ -226,14 +227,14 @@ class MessagesService(common_service.ServiceBase):
     def get_many(self, ids: list[str]) -> list[dict[str, Any] | None]:
         """The messages with these ids, aligned with ``ids``: ``None`` for an unknown, malformed or
         deleted one. One query, for the gateway's DataLoader."""
-        wanted = [validation.parse_uuid(message_id) for message_id in ids]
+        wanted = [parse_uuid(message_id) for message_id in ids]
         rows = self.storage.get_many([message_uuid for message_uuid in wanted if message_uuid is not None])
         return [schemas.message(rows[message_uuid]) if message_uuid in rows else None for message_uuid in wanted]
 
     @rpc(expected_exceptions=EXPECTED)
     def last_seq(self, room_id: str) -> int:
         """The room's sequence number of its latest change; 0 when it has none (or is unknown)."""
-        room = validation.parse_uuid(room_id)
+        room = parse_uuid(room_id)
         return self.storage.last_seq(room) if room is not None else 0
 
     # --- events of other contexts -------------------------------------------------------------------
@@ -244,33 +245,25 @@ class MessagesService(common_service.ServiceBase):
 
     @event_handler("rooms", "room_created", requeue_on_error=True)
     def on_room_created(self, payload: dict[str, Any]) -> None:
-        """The host of a new room is its first participant."""
+        """The host of a new room is its first participant (unversioned: the host's own
+        ``participant_joined`` carries the version, and any later change replaces this)."""
         room_host = events.created_room_host(payload)
         if room_host is None:
-            log.warning("room_created event without a room and host ignored", extra={"payload": repr(payload)[:200]})
-            return
+            return _ignored("room_created", "a room and host", payload)
         with self.storage.transaction():
-            self.storage.add_member(*room_host)
+            self.storage.record_membership(*room_host, member=True)
 
     @event_handler("rooms", "participant_joined", requeue_on_error=True)
     def on_participant_joined(self, payload: dict[str, Any]) -> None:
-        """Record the membership (not for a room or user already deleted)."""
-        membership = events.membership(payload)
-        if membership is None:
-            log.warning("participant_joined event without ids ignored", extra={"payload": repr(payload)[:200]})
-            return
-        with self.storage.transaction():
-            self.storage.add_member(*membership)
+        """Record the membership, unless the copy holds a later change of it (its leave, delivered first)
+        or its room or user is deleted."""
+        self._record_membership("participant_joined", payload, member=True)
 
     @event_handler("rooms", "participant_left", requeue_on_error=True)
     def on_participant_left(self, payload: dict[str, Any]) -> None:
-        """Forget the membership. The user's messages stay (CONTRACT §6.2 leaveRoom)."""
-        membership = events.membership(payload)
-        if membership is None:
-            log.warning("participant_left event without ids ignored", extra={"payload": repr(payload)[:200]})
-            return
-        with self.storage.transaction():
-            self.storage.remove_member(*membership)
+        """Record that the user left, so a join older than the leave that arrives after it is ignored
+        (not for a deleted room or user). The user's messages stay (CONTRACT §6.2 leaveRoom)."""
+        self._record_membership("participant_left", payload, member=False)
 
     @event_handler("rooms", "room_deleted", requeue_on_error=True)
     def on_room_deleted(self, payload: dict[str, Any]) -> None:
@@ -278,8 +271,7 @@ class MessagesService(common_service.ServiceBase):
         §6.2 deleteRoom). No events: the room's sockets close on the rooms service's own event."""
         room = events.deleted_room(payload)
         if room is None:
-            log.warning("room_deleted event without a room id ignored", extra={"payload": repr(payload)[:200]})
-            return
+            return _ignored("room_deleted", "a room id", payload)
         with self.storage.transaction():
             removed = self.storage.delete_room(room)
         log.info("deleted room's messages removed", extra={"room_id": str(room), "messages_removed": removed})
@@ -291,8 +283,7 @@ class MessagesService(common_service.ServiceBase):
         ``delete`` (CONTRACT §6.2 deleteAccount, B3). Rooms they hosted go by ``room_deleted``."""
         user = events.deleted_user(payload)
         if user is None:
-            log.warning("user_deleted event without a user id ignored", extra={"payload": repr(payload)[:200]})
-            return
+            return _ignored("user_deleted", "a user id", payload)
         with self.storage.transaction():
             memberships_removed = self.storage.forget_user(user)
         tombstoned = 0
@@ -313,24 +304,32 @@ class MessagesService(common_service.ServiceBase):
 
     # --- helpers ------------------------------------------------------------------------------------
 
+    def _record_membership(self, event_type: str, payload: Any, *, member: bool) -> None:
+        change = events.membership(payload)
+        if change is None:
+            return _ignored(event_type, "valid ids and version", payload)
+        room, user, version = change
+        with self.storage.transaction():
+            self.storage.record_membership(room, user, member=member, version=version)
+
     def _own_message(self, message_id: Any, user_id: Any, room_id: Any) -> Any:
         """Lock the message's room, then return the message if it is live (and of ``room_id`` when
         given) and ``user_id`` wrote it; else ``NotFound`` / ``PermissionDenied``."""
-        message_uuid = validation.parse_uuid(message_id)
+        message_uuid = parse_uuid(message_id)
         if message_uuid is None:
             raise NotFound(MESSAGE_NOT_FOUND)
         self.storage.lock_room_of(message_uuid)
         row = self.storage.get(message_uuid)
         if row is None or row.deleted:
             raise NotFound(MESSAGE_NOT_FOUND)
-        if room_id is not None and validation.parse_uuid(room_id) != row.room_id:
+        if room_id is not None and parse_uuid(room_id) != row.room_id:
             raise NotFound(MESSAGE_NOT_FOUND)
-        if validation.parse_uuid(user_id) != row.user_id:
+        if parse_uuid(user_id) != row.user_id:
             raise PermissionDenied()
         return row
 
     def _live_message_of_room(self, message_id: Any, room: uuid.UUID | None) -> Any:
-        message_uuid = validation.parse_uuid(message_id)
+        message_uuid = parse_uuid(message_id)
         row = self.storage.get(message_uuid) if message_uuid is not None else None
         if row is None or row.deleted or row.room_id != room:
             raise NotFound(MESSAGE_NOT_FOUND)
@@ -339,7 +338,8 @@ class MessagesService(common_service.ServiceBase):
     def _require_participant(self, room: uuid.UUID, user: uuid.UUID) -> None:
         """Pass if ``user`` participates in ``room``: by the local copy, else by the rooms service,
         whose yes is recorded (the copy may have missed the join, e.g. made before this service first
-        ran). ``PermissionDenied`` otherwise."""
+        ran) unless the copy holds a versioned leave: the join that followed it is on its way, and
+        until it lands each post asks again. ``PermissionDenied`` otherwise."""
         with self.storage.transaction():
             participation = self.storage.participation(room, user)
         if participation is Participation.MEMBER:
@@ -347,8 +347,9 @@ class MessagesService(common_service.ServiceBase):
         if participation is Participation.CLOSED or not self._rooms_says_participant(room, user):
             raise PermissionDenied()
         with self.storage.transaction():
-            self.storage.add_member(room, user)
-        log.info("membership learnt from the rooms service", extra={"room_id": str(room), "user_id": str(user)})
+            learnt = self.storage.record_membership(room, user, member=True)
+        if learnt:
+            log.info("membership learnt from the rooms service", extra={"room_id": str(room), "user_id": str(user)})
 
     def _rooms_says_participant(self, room: uuid.UUID, user: uuid.UUID) -> bool:
         timeout = float(self.config.get("ROOMS_RPC_TIMEOUT") or ROOMS_RPC_TIMEOUT)
@@ -357,3 +358,7 @@ class MessagesService(common_service.ServiceBase):
                 return self.rooms.is_participant(str(room), str(user)) is True
         except (eventlet.Timeout, UnknownService) as exc:
             raise MembershipUnknown(f"the rooms service did not answer is_participant ({type(exc).__name__})") from None
+
+
+def _ignored(event_type: str, lacking: str, payload: Any) -> None:
+    log.warning("%s event without %s ignored", event_type, lacking, extra={"payload": repr(payload)[:200]})

@@ -20,6 +20,8 @@ import uuid
 from collections.abc import Sequence
 
 from sqlalchemy import (
+    BigInteger,
+    Boolean,
     Row,
     bindparam,
     delete,
@@ -124,9 +126,13 @@ class MessageStorage(StorageBase):
     # --- membership copy ----------------------------------------------------------------------------
 
     def participation(self, room_id: uuid.UUID, user_id: uuid.UUID) -> Participation:
+        """What the copy says; a membership whose latest known change is a leave is ``UNKNOWN`` (the user
+        may have joined again since)."""
         member, room_gone, user_gone = self.session.execute(
             select(
-                exists().where(memberships.c.room_id == room_id, memberships.c.user_id == user_id),
+                exists().where(
+                    memberships.c.room_id == room_id, memberships.c.user_id == user_id, memberships.c.member
+                ),
                 exists().where(deleted_rooms.c.room_id == room_id),
                 exists().where(deleted_users.c.user_id == user_id),
             )
@@ -145,22 +151,32 @@ class MessageStorage(StorageBase):
         ).one()
         return room_gone or user_gone
 
-    def add_member(self, room_id: uuid.UUID, user_id: uuid.UUID) -> bool:
-        """Record a membership unless it is there already or its room or user is deleted; returns
-        whether a row was added."""
-        values = select(bindparam("room_id", room_id), bindparam("user_id", user_id)).where(
+    def record_membership(self, room_id: uuid.UUID, user_id: uuid.UUID, *, member: bool, version: int = 0) -> bool:
+        """Record a change of a membership (a join when ``member``, else a leave) with its version,
+        unless the copy already holds a later change of it (a higher version) or the room or the user is
+        deleted; returns whether the row was written.
+
+        A versioned change with the version the copy holds is that same change delivered again: written
+        again, to no effect. Version 0 is a change known without one (a room's host, the rooms service's
+        yes, an event from before versions): it replaces only another such one, the later arrival
+        winning, and any versioned change replaces it. One statement, so concurrent handlers of the same
+        membership cannot interleave between the check and the write.
+        """
+        values = select(
+            bindparam("room_id", room_id),
+            bindparam("user_id", user_id),
+            bindparam("member", member, type_=Boolean),
+            bindparam("version", version, type_=BigInteger),
+        ).where(
             ~exists().where(deleted_rooms.c.room_id == room_id),
             ~exists().where(deleted_users.c.user_id == user_id),
         )
-        query = (
-            pg_insert(memberships)
-            .from_select(["room_id", "user_id"], values)
-            .on_conflict_do_nothing(index_elements=["room_id", "user_id"])
+        query = pg_insert(memberships).from_select(["room_id", "user_id", "member", "version"], values)
+        query = query.on_conflict_do_update(
+            index_elements=["room_id", "user_id"],
+            set_={"member": query.excluded.member, "version": query.excluded.version},
+            where=memberships.c.version <= query.excluded.version,
         )
-        return self.session.execute(query).rowcount > 0
-
-    def remove_member(self, room_id: uuid.UUID, user_id: uuid.UUID) -> bool:
-        query = delete(memberships).where(memberships.c.room_id == room_id, memberships.c.user_id == user_id)
         return self.session.execute(query).rowcount > 0
 
     # --- message writes -----------------------------------------------------------------------------

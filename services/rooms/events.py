@@ -4,8 +4,12 @@
   as a ``participant_joined`` of the same transaction.
 * ``room_updated``: the room after the change.
 * ``room_deleted``: ``{"id", "host_id"}``; its memberships went with it (no ``participant_left`` each).
-* ``participant_joined`` / ``participant_left``: ``{"room_id", "user_id"}``, only when a membership
-  was really added or removed.
+* ``participant_joined`` / ``participant_left``: ``{"room_id", "user_id", "membership_version"}``,
+  only when a membership was really added or removed. ``membership_version`` (an integer) numbers the
+  changes of each membership in the order they committed (a later join or leave of the same room and
+  user has a higher one; a redelivered or replayed event keeps its own). The two events travel on
+  separate queues, so a consumer may get them in any order, more than once: one that keeps, per
+  (room, user), the change of the highest version it has seen ends at the true state.
 
 Consumers: ``messages`` (room deletion, membership) and the gateway (socket re-checks, D12).
 """
@@ -33,9 +37,9 @@ def room_deleted(room_id: str, host_id: str) -> dict[str, str]:
     return {"id": room_id, "host_id": host_id}
 
 
-def participant_joined(room_id: str, user_id: str) -> dict[str, str]:
-    return {"room_id": room_id, "user_id": user_id}
+def participant_joined(room_id: str, user_id: str, membership_version: int) -> dict[str, Any]:
+    return {"room_id": room_id, "user_id": user_id, "membership_version": membership_version}
 
 
-def participant_left(room_id: str, user_id: str) -> dict[str, str]:
-    return {"room_id": room_id, "user_id": user_id}
+def participant_left(room_id: str, user_id: str, membership_version: int) -> dict[str, Any]:
+    return {"room_id": room_id, "user_id": user_id, "membership_version": membership_version}

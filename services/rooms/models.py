@@ -17,6 +17,7 @@ from sqlalchemy import (
     Index,
     Integer,
     PrimaryKeyConstraint,
+    Sequence,
     String,
     Table,
     UniqueConstraint,
@@ -87,12 +88,19 @@ Index(
     rooms.c.id,
 )
 
+# The version of a membership change: every join and every leave takes the next number, under the lock
+# of its room's row, so the changes of one (room, user) membership are numbered in the order they
+# committed. The participant_joined / participant_left events carry it as ``membership_version``.
+membership_versions = Sequence("membership_versions", metadata=metadata)
+
 participants = Table(
     "participants",
     metadata,
     Column("room_id", UUID(as_uuid=True), ForeignKey(rooms.c.id, ondelete="CASCADE"), nullable=False),
     Column("user_id", UUID(as_uuid=True), nullable=False),
     Column("joined", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # The membership_version of the join that made this row.
+    Column("version", BigInteger, nullable=False, server_default=membership_versions.next_value()),
     PrimaryKeyConstraint("room_id", "user_id", name="pk_participants"),
     Index("ix_participants_user_id", "user_id"),
 )

@@ -16,9 +16,11 @@ from nameko.dependency_providers import Config
 from nameko.events import event_handler
 from nameko.rpc import rpc
 
+# Imported as a module, not by name: `nameko run services.rooms.service` starts every class of this
+# module that has entrypoints, and ServiceBase (whose health() is one) has no service name.
+from common import service as common_service
 from common.db import Storage
 from common.errors import EXPECTED, Conflict, NotFound, PermissionDenied, ValidationFailed
-from common.service import ServiceBase
 from common.validation import check_paging, parse_uuid, slugify, storable
 from services.rooms import events, schemas, validation
 from services.rooms.models import metadata
@@ -37,7 +39,7 @@ ROOMS_LIST_CAP = 10000
 SLUG_ATTEMPTS = 20
 
 
-class RoomsService(ServiceBase):
+class RoomsService(common_service.ServiceBase):
     """Topics, rooms and participants: creation, membership, the room and topic lists (C9, C10, C14)."""
 
     name = "rooms"
@@ -82,10 +84,11 @@ class RoomsService(ServiceBase):
                         slug=slug,
                         description=form.description,
                     )
-                    self.storage.add_participant(row.id, host)
+                    version = self.storage.add_participant(row.id, host)
                     room = schemas.room(self.storage.get_room(row.id))
                     self.storage.emit(events.ROOM_CREATED, events.room_created(room))
-                    self.storage.emit(events.PARTICIPANT_JOINED, events.participant_joined(room["id"], room["host_id"]))
+                    joined = events.participant_joined(room["id"], room["host_id"], version)
+                    self.storage.emit(events.PARTICIPANT_JOINED, joined)
             except DuplicateRoom as lost:
                 if lost.field == "name":
                     log.info("room create lost a race on its name", extra={"host_id": str(host)})
@@ -139,14 +142,17 @@ class RoomsService(ServiceBase):
 
         ``NotFound("Room not found")``. Idempotent, also under concurrency: joining again (or as the
         host) changes nothing. ``updated`` is not bumped. Malformed ``user_id``: ``NotFound("User not
-        found")``. Emits ``participant_joined`` (``{"room_id", "user_id"}``) only when newly joined.
+        found")``. Emits ``participant_joined`` (``{"room_id", "user_id", "membership_version"}``) only
+        when newly joined.
         """
         room_uuid = _room_uuid(room_id)
         with self.storage.transaction():
             self._locked_room(room_uuid)
             user = _user_uuid(user_id)
-            if self.storage.add_participant(room_uuid, user):
-                self.storage.emit(events.PARTICIPANT_JOINED, events.participant_joined(str(room_uuid), str(user)))
+            version = self.storage.add_participant(room_uuid, user)
+            if version is not None:
+                joined = events.participant_joined(str(room_uuid), str(user), version)
+                self.storage.emit(events.PARTICIPANT_JOINED, joined)
                 log.info("participant joined", extra={"room_id": str(room_uuid), "user_id": str(user)})
             room = schemas.room(self.storage.get_room(room_uuid))
         return room
@@ -157,14 +163,16 @@ class RoomsService(ServiceBase):
 
         ``NotFound("Room not found")``. Idempotent; the host may leave too. ``updated`` is not bumped.
         Malformed ``user_id``: ``NotFound("User not found")``. Emits ``participant_left`` (``{"room_id",
-        "user_id"}``) only when a membership was removed.
+        "user_id", "membership_version"}``) only when a membership was removed.
         """
         room_uuid = _room_uuid(room_id)
         with self.storage.transaction():
             self._locked_room(room_uuid)
             user = _user_uuid(user_id)
-            if self.storage.remove_participant(room_uuid, user):
-                self.storage.emit(events.PARTICIPANT_LEFT, events.participant_left(str(room_uuid), str(user)))
+            version = self.storage.remove_participant(room_uuid, user)
+            if version is not None:
+                left = events.participant_left(str(room_uuid), str(user), version)
+                self.storage.emit(events.PARTICIPANT_LEFT, left)
                 log.info("participant left", extra={"room_id": str(room_uuid), "user_id": str(user)})
             room = schemas.room(self.storage.get_room(room_uuid))
         return room
@@ -327,8 +335,8 @@ class RoomsService(ServiceBase):
             for room in hosted:
                 self.storage.emit(events.ROOM_DELETED, events.room_deleted(str(room.id), str(room.host_id)))
             left = self.storage.remove_memberships_of(user)
-            for room_id in left:
-                self.storage.emit(events.PARTICIPANT_LEFT, events.participant_left(str(room_id), str(user)))
+            for room_id, version in left:
+                self.storage.emit(events.PARTICIPANT_LEFT, events.participant_left(str(room_id), str(user), version))
         if hosted or left:
             log.info(
                 "deleted user's rooms and memberships removed",

@@ -3,6 +3,9 @@
 Participant counts: ``rooms.participant_count`` changes in the transaction that adds or removes the
 membership, under a lock on the room row, so concurrent joins and leaves never lose an update and the
 lists order by the true count (C10) straight from an index.
+
+Membership versions: each join and each leave takes the next ``membership_versions`` number under that
+same lock, so of one membership's changes the later-committed has the higher number.
 """
 
 from __future__ import annotations
@@ -15,7 +18,14 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.sql import Select
 
 from common.db import StorageBase, unique_violations
-from services.rooms.models import ROOM_NAME_UNIQUE, ROOM_SLUG_UNIQUE, participants, rooms, topics
+from services.rooms.models import (
+    ROOM_NAME_UNIQUE,
+    ROOM_SLUG_UNIQUE,
+    membership_versions,
+    participants,
+    rooms,
+    topics,
+)
 
 
 class DuplicateRoom(Exception):
@@ -192,40 +202,42 @@ class RoomStorage(StorageBase):
         """Delete a room (its memberships go by cascade); returns it, or ``None`` if already gone."""
         return self.session.execute(delete(rooms).where(rooms.c.id == room_id).returning(*rooms.c)).one_or_none()
 
-    def add_participant(self, room_id: uuid.UUID, user_id: uuid.UUID) -> bool:
-        """Add a membership, counting it; ``False`` when it already existed. Call with the room locked
-        (:meth:`get_room` ``lock=True``)."""
+    def add_participant(self, room_id: uuid.UUID, user_id: uuid.UUID) -> int | None:
+        """Add a membership, counting it; returns the join's membership version, ``None`` when the
+        membership already existed. Call with the room locked (:meth:`get_room` ``lock=True``)."""
         query = (
             pg_insert(participants)
             .values(room_id=room_id, user_id=user_id)
             .on_conflict_do_nothing(index_elements=["room_id", "user_id"])
-            .returning(participants.c.user_id)
+            .returning(participants.c.version)
         )
-        if self.session.execute(query).first() is None:
-            return False
-        self._count_participants([room_id], +1)
-        return True
+        version = self.session.execute(query).scalar_one_or_none()
+        if version is not None:
+            self._count_participants([room_id], +1)
+        return version
 
-    def remove_participant(self, room_id: uuid.UUID, user_id: uuid.UUID) -> bool:
-        """Remove a membership, counting it; ``False`` when there was none. Call with the room locked."""
+    def remove_participant(self, room_id: uuid.UUID, user_id: uuid.UUID) -> int | None:
+        """Remove a membership, counting it; returns the leave's membership version, ``None`` when there
+        was no membership. Call with the room locked."""
         query = (
             delete(participants)
             .where(participants.c.room_id == room_id, participants.c.user_id == user_id)
-            .returning(participants.c.room_id)
+            .returning(membership_versions.next_value())
         )
-        if self.session.execute(query).first() is None:
-            return False
-        self._count_participants([room_id], -1)
-        return True
+        version = self.session.execute(query).scalar_one_or_none()
+        if version is not None:
+            self._count_participants([room_id], -1)
+        return version
 
     def delete_rooms_hosted_by(self, host_id: uuid.UUID) -> list[Row]:
         """Delete every room of a host; returns the deleted rooms, by id."""
         query = delete(rooms).where(rooms.c.host_id == host_id).returning(rooms.c.id, rooms.c.host_id)
         return sorted(self.session.execute(query).all(), key=lambda row: row.id)
 
-    def remove_memberships_of(self, user_id: uuid.UUID) -> list[uuid.UUID]:
-        """Remove every membership of a user; returns the rooms they left, by id. The rooms are locked
-        first, in id order, like a join or leave locks its one room, so these never deadlock."""
+    def remove_memberships_of(self, user_id: uuid.UUID) -> list[tuple[uuid.UUID, int]]:
+        """Remove every membership of a user; returns ``(room_id, membership version)`` of each leave,
+        by room id. The rooms are locked first, in id order, like a join or leave locks its one room, so
+        these never deadlock (and each leave's version is taken under its room's lock)."""
         member_of = select(participants.c.room_id).where(participants.c.user_id == user_id)
         locked = (
             select(rooms.c.id).where(rooms.c.id.in_(member_of)).order_by(rooms.c.id).with_for_update(key_share=True)
@@ -236,10 +248,10 @@ class RoomStorage(StorageBase):
         query = (
             delete(participants)
             .where(participants.c.user_id == user_id, participants.c.room_id.in_(room_ids))
-            .returning(participants.c.room_id)
+            .returning(participants.c.room_id, membership_versions.next_value())
         )
-        left = sorted(self.session.execute(query).scalars())
-        self._count_participants(left, -1)
+        left = sorted((room_id, version) for room_id, version in self.session.execute(query).all())
+        self._count_participants([room_id for room_id, _ in left], -1)
         return left
 
     def _count_participants(self, room_ids: Sequence[uuid.UUID], change: int) -> None:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from common.errors import PermissionDenied
-from services.messages.tests.integration.conftest import new_id, wait_until
+from services.messages.tests.integration.conftest import new_id
+from testing.services import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -15,38 +16,64 @@ def count(sql, statement: str, **params) -> int:
     return sql(statement, **params)[0][0]
 
 
-def test_membership_follows_room_events(messages, dispatch, is_member, rooms_stub):
+class Markers:
+    """A join and a leave of ``user`` in rooms of their own, each dispatched after the events a test
+    waits for on the same queue: once both are in the copy, so (in practice) are those."""
+
+    def __init__(self, user: str) -> None:
+        self.user, self.joined_room, self.left_room = user, new_id(), new_id()
+
+    def handled(self, membership) -> bool:
+        joined, left = membership(self.joined_room, self.user), membership(self.left_room, self.user)
+        return joined == (True, 1) and left == (False, 1)
+
+
+def dispatch_markers(dispatch, user: str) -> Markers:
+    markers = Markers(user)
+    dispatch("rooms", "participant_joined", {"room_id": markers.joined_room, "user_id": user, "membership_version": 1})
+    dispatch("rooms", "participant_left", {"room_id": markers.left_room, "user_id": user, "membership_version": 1})
+    return markers
+
+
+def test_membership_follows_room_events(messages, dispatch, is_member, membership, rooms_stub):
     room, host, guest = new_id(), new_id(), new_id()
     dispatch("rooms", "room_created", {"id": room, "host_id": host, "name": "Study", "slug": "study"})
-    dispatch("rooms", "participant_joined", {"room_id": room, "user_id": guest})
-    wait_until(lambda: is_member(room, host) and is_member(room, guest), message="memberships recorded")
+    dispatch("rooms", "participant_joined", {"room_id": room, "user_id": host, "membership_version": 1})
+    dispatch("rooms", "participant_joined", {"room_id": room, "user_id": guest, "membership_version": 2})
+    wait_until(lambda: membership(room, host) == (True, 1) and is_member(room, guest), message="memberships recorded")
     assert messages.post_message(room, host, "hello")["seq"] == 1
     assert messages.post_message(room, guest, "hi")["seq"] == 2
     assert rooms_stub.asked == []  # the copy answered
 
-    dispatch("rooms", "participant_left", {"room_id": room, "user_id": guest})
-    wait_until(lambda: not is_member(room, guest), message="membership removed")
+    dispatch("rooms", "participant_left", {"room_id": room, "user_id": guest, "membership_version": 3})
+    wait_until(lambda: membership(room, guest) == (False, 3), message="the leave recorded")
     with pytest.raises(PermissionDenied):
         messages.post_message(room, guest, "still here?")
     assert rooms_stub.asked == [(room, guest)]
     assert [m["body"] for m in messages.history(room)] == ["hello", "hi"]  # leaving keeps messages
 
 
-def test_membership_events_are_idempotent_and_ignore_junk(messages, dispatch, is_member, sql):
-    room, user = new_id(), new_id()
+def test_membership_events_are_idempotent_and_ignore_junk(messages, dispatch, membership, sql):
+    room, user, unversioned = new_id(), new_id(), new_id()
     for _ in range(3):
-        dispatch("rooms", "participant_joined", {"room_id": room, "user_id": user})
+        dispatch("rooms", "participant_joined", {"room_id": room, "user_id": user, "membership_version": 7})
+        dispatch("rooms", "participant_joined", {"room_id": unversioned, "user_id": user})  # from before versions
     dispatch("rooms", "participant_joined", {"room_id": "garbage", "user_id": user})
+    for version in ("8", -1, True, 1.5):
+        dispatch("rooms", "participant_left", {"room_id": room, "user_id": user, "membership_version": version})
     dispatch("rooms", "room_created", {"room": {"id": new_id()}})
-    dispatch("rooms", "participant_left", {"room_id": room, "user_id": new_id()})
-    wait_until(lambda: is_member(room, user), message="membership recorded")
-    marker = new_id()
-    dispatch("rooms", "participant_joined", {"room_id": marker, "user_id": user})
-    wait_until(lambda: is_member(marker, user), message="the events before it handled")
-    assert count(sql, "SELECT count(*) FROM messages.memberships WHERE user_id = :user", user=user) == 2
+    dispatch("rooms", "participant_left", {"room_id": room, "user_id": new_id(), "membership_version": 9})
+    wait_until(lambda: membership(room, user) == (True, 7), message="membership recorded")
+    wait_until(lambda: membership(unversioned, user) == (True, 0), message="unversioned membership recorded")
+    markers = dispatch_markers(dispatch, user)
+    wait_until(lambda: markers.handled(membership), message="the events before them handled")
+    assert count(sql, "SELECT count(*) FROM messages.memberships WHERE user_id = :user", user=user) == 4
+    assert membership(room, user) == (True, 7)  # no malformed leave was applied
 
 
-def test_room_deleted_removes_everything_of_the_room(messages, dispatch, room_with_author, member, sql, is_member):
+def test_room_deleted_removes_everything_of_the_room(
+    messages, dispatch, room_with_author, member, sql, is_member, membership
+):
     room, author = room_with_author()
     other_room = new_id()
     member(other_room, author)
@@ -67,11 +94,15 @@ def test_room_deleted_removes_everything_of_the_room(messages, dispatch, room_wi
     assert messages.get_many([m["id"] for m in posted]) == [None, None, None]
     assert messages.get_many([kept["id"]]) == [kept]
 
-    # A late membership event cannot bring the room back, nor can a post.
-    dispatch("rooms", "participant_joined", {"room_id": room, "user_id": author})
+    # A late membership event cannot bring the room back, nor can a post; nor does a late leave linger.
+    dispatch("rooms", "participant_joined", {"room_id": room, "user_id": author, "membership_version": 5})
+    dispatch("rooms", "participant_left", {"room_id": room, "user_id": author, "membership_version": 6})
     with pytest.raises(PermissionDenied):
         messages.post_message(room, author, "anyone?")
     assert messages.last_seq(room) == 0
+    markers = dispatch_markers(dispatch, author)
+    wait_until(lambda: markers.handled(membership), message="the events before them handled")
+    assert count(sql, "SELECT count(*) FROM messages.memberships WHERE room_id = :room", room=room) == 0
 
 
 def test_user_deleted_tombstones_their_messages_room_by_room(
@@ -127,7 +158,7 @@ def test_events_while_down_are_handled_on_return(start_messages, rpc_proxy, disp
     container.stop()
 
     joined_room, joined_user = new_id(), new_id()
-    dispatch("rooms", "participant_joined", {"room_id": joined_room, "user_id": joined_user})
+    dispatch("rooms", "participant_joined", {"room_id": joined_room, "user_id": joined_user, "membership_version": 1})
     dispatch("rooms", "room_deleted", {"id": room, "host_id": author})
 
     start_messages()

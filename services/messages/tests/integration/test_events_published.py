@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from common.errors import NotFound, ValidationFailed
+from services.messages.tests.integration.conftest import of_room
 
 pytestmark = pytest.mark.integration
 
@@ -23,7 +24,7 @@ def test_each_change_is_published_with_its_seq(messages, room_with_author, publi
         {"room_id": room, "seq": 2, "message": unchanged},
     ]
     assert published.wait_for("message_deleted", room_id=room) == [{"room_id": room, "seq": 3, "id": posted["id"]}]
-    assert [kind for kind, _ in published.of_room(room)] == [
+    assert [kind for kind, _ in of_room(published, room)] == [
         "message_created",
         "message_updated",
         "message_updated",
@@ -43,7 +44,7 @@ def test_nothing_is_published_for_a_refused_change(messages, room_with_author, p
     marker = messages.post_message(room, author, "marker")
     published.wait_for("message_created", seq=marker["seq"], room_id=room)
     published.drain(quiet=0.3)
-    assert [kind for kind, _ in published.of_room(room)] == ["message_created", "message_created"]
+    assert [kind for kind, _ in of_room(published, room)] == ["message_created", "message_created"]
 
 
 def test_published_order_follows_seq_under_concurrency(messages, room_with_author, published):

@@ -90,7 +90,12 @@ def test_consumed_payloads():
     assert events.created_room_host({"room": {"id": str(room), "host_id": str(host)}}) == (room, host)
     assert events.created_room_host({"id": str(room)}) is None
     assert events.created_room_host("nonsense") is None
-    assert events.membership({"room_id": str(room), "user_id": str(host)}) == (room, host)
+    ids = {"room_id": str(room), "user_id": str(host)}
+    assert events.membership({**ids, "membership_version": 12}) == (room, host, 12)
+    assert events.membership(ids) == (room, host, 0)  # an event from before versions
+    assert events.membership({**ids, "membership_version": None}) == (room, host, 0)
+    for bad in ("12", -1, True, 1.5, [1]):
+        assert events.membership({**ids, "membership_version": bad}) is None
     assert events.membership({"room_id": "x", "user_id": str(host)}) is None
     assert events.deleted_room({"id": str(room), "host_id": str(host)}) == room
     assert events.deleted_user({"id": str(host), "username": "bob"}) == host

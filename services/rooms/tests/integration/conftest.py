@@ -61,3 +61,11 @@ def published(events_of) -> EventQueue:
 def create(proxy, host_id: str | None = None, name: str = "Study Room", topic: str | None = None, description=""):
     """Create a room with sensible defaults; returns it."""
     return proxy.create_room(host_id or new_id(), name, topic or topic_name(), description)
+
+
+def version(event: dict[str, Any]) -> int:
+    """The ``membership_version`` of a ``participant_joined`` / ``participant_left`` payload, checked to be
+    a positive integer."""
+    number = event["membership_version"]
+    assert isinstance(number, int) and not isinstance(number, bool) and number > 0, event
+    return number

@@ -10,7 +10,7 @@ from datetime import datetime
 import pytest
 
 from common.errors import NotFound, ValidationFailed
-from services.rooms.tests.integration.conftest import create, new_id, topic_name
+from services.rooms.tests.integration.conftest import create, new_id, topic_name, version
 
 pytestmark = pytest.mark.integration
 
@@ -49,9 +49,8 @@ def test_create_returns_the_room_with_the_host_as_participant(rooms, published):
     assert rooms.get_room(room["id"]) == room
 
     assert published.wait_for("room_created", id=room["id"]) == [room]
-    assert published.wait_for("participant_joined", room_id=room["id"]) == [
-        {"room_id": room["id"], "user_id": str(host)}
-    ]
+    [joined] = published.wait_for("participant_joined", room_id=room["id"])
+    assert joined == {"room_id": room["id"], "user_id": str(host), "membership_version": version(joined)}
 
 
 def test_description_may_be_empty(rooms):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from common.errors import NotFound
-from services.rooms.tests.integration.conftest import create, new_id
+from services.rooms.tests.integration.conftest import create, new_id, version
 
 pytestmark = pytest.mark.integration
 
@@ -21,17 +21,35 @@ def test_join_and_leave(rooms, published):
     assert joined["updated"] == room["updated"]
     assert rooms.is_participant(room["id"], member) is True
     assert rooms.members(room["id"]) == [host, member]
-    assert published.wait_for("participant_joined", room_id=room["id"], user_id=member) == [
-        {"room_id": room["id"], "user_id": member}
-    ]
+    [joined_event] = published.wait_for("participant_joined", room_id=room["id"], user_id=member)
+    assert joined_event == {"room_id": room["id"], "user_id": member, "membership_version": version(joined_event)}
 
     left = rooms.leave_room(room["id"], member)
     assert left["participant_count"] == 1
     assert left["updated"] == room["updated"]
     assert rooms.is_participant(room["id"], member) is False
-    assert published.wait_for("participant_left", room_id=room["id"], user_id=member) == [
-        {"room_id": room["id"], "user_id": member}
-    ]
+    [left_event] = published.wait_for("participant_left", room_id=room["id"], user_id=member)
+    assert left_event == {"room_id": room["id"], "user_id": member, "membership_version": version(left_event)}
+    assert version(left_event) > version(joined_event)
+
+
+def test_each_change_of_a_membership_has_a_higher_version(rooms, published, sql):
+    """A consumer ordering one membership's events by version sees them in the order they happened,
+    whatever order they arrive in; a join's version is stored with the participant."""
+    room = create(rooms)
+    member = new_id()
+    for _ in range(2):
+        rooms.join_room(room["id"], member)
+        rooms.leave_room(room["id"], member)
+    rooms.join_room(room["id"], member)
+    joins = published.wait_for("participant_joined", count=3, room_id=room["id"], user_id=member)
+    leaves = published.wait_for("participant_left", count=2, room_id=room["id"], user_id=member)
+    versions = [version(event) for pair in zip(joins, [*leaves, None]) for event in pair if event]
+    assert versions == sorted(versions) and len(set(versions)) == 5
+    stored = "SELECT version FROM rooms.participants WHERE room_id = :room AND user_id = :user"
+    assert sql(stored, room=room["id"], user=member) == [(versions[-1],)]
+    [host_joined] = published.wait_for("participant_joined", room_id=room["id"], user_id=room["host_id"])
+    assert version(host_joined) < versions[0]
 
 
 def test_join_and_leave_are_idempotent(rooms, published):

@@ -104,3 +104,36 @@ def test_concurrent_joins(rooms, rpc_proxy, hold, published):
     published.wait_for("participant_joined", count=2 + len(others), room_id=room["id"])
     published.drain()
     assert len(published.matching("participant_joined", room_id=room["id"], user_id=repeated)) == 1
+
+
+def test_concurrent_joins_and_leaves_are_versioned_in_commit_order(rooms, rpc_proxy, hold, published):
+    """Membership versions follow commit order: sorted by version, one membership's events alternate
+    join, leave, join, … and the last one is the final state, so a consumer that keeps the highest
+    version it has seen ends where the rooms service does, whatever order the events arrive in."""
+    room = rooms.create_room(new_id(), "Busy", topic_name(), "")
+    user = new_id()
+    calls = ["join_room", "leave_room"] * 5
+    hold("get_room", len(calls), when=lambda room_id, lock=False: lock)
+
+    def attempt(method):
+        with rpc_proxy() as proxy:
+            return getattr(proxy, method)(room["id"], user)
+
+    threads = [eventlet.spawn(attempt, method) for method in calls]
+    assert all(isinstance(thread.wait(), dict) for thread in threads)
+
+    rooms.join_room(room["id"], marker := new_id())  # everything emitted before it has arrived once it has
+    published.wait_for("participant_joined", room_id=room["id"], user_id=marker)
+    published.drain()
+    changes = sorted(
+        (event["membership_version"], kind)
+        for kind in ("participant_joined", "participant_left")
+        for event in published.matching(kind, room_id=room["id"], user_id=user)
+    )
+    assert changes, "no membership change at all"
+    assert len({number for number, _ in changes}) == len(changes)
+    kinds = [kind for _, kind in changes]
+    assert kinds == ["participant_joined", "participant_left"] * (len(kinds) // 2) + ["participant_joined"] * (
+        len(kinds) % 2
+    )
+    assert rooms.is_participant(room["id"], user) is (kinds[-1] == "participant_joined")

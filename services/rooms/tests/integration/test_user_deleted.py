@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from nameko.testing.services import entrypoint_waiter
 
-from services.rooms.tests.integration.conftest import create, new_id
+from services.rooms.tests.integration.conftest import create, new_id, version
 from testing.services import wait_until
 
 pytestmark = pytest.mark.integration
@@ -51,9 +51,10 @@ def test_cascade_and_redelivery(rooms_container, rooms, dispatch, published):
         for room in hosted:
             assert published.wait_for("room_deleted", id=room["id"]) == [{"id": room["id"], "host_id": user}]
         for room in joined:
-            assert published.wait_for("participant_left", room_id=room["id"]) == [
-                {"room_id": room["id"], "user_id": user}
-            ]
+            [joined_event] = published.wait_for("participant_joined", room_id=room["id"], user_id=user)
+            [left] = published.wait_for("participant_left", room_id=room["id"])
+            assert left == {"room_id": room["id"], "user_id": user, "membership_version": version(left)}
+            assert version(left) > version(joined_event)
 
         dispatch("users", "user_deleted", event)  # delivered twice
     assert done.get() is None
@@ -92,6 +93,5 @@ def test_catch_up_after_downtime(start_rooms, rpc_proxy, dispatch, published):
         )
         assert proxy.get_room(joined["id"])["participant_count"] == 1
     assert published.wait_for("room_deleted", id=hosted["id"]) == [{"id": hosted["id"], "host_id": user}]
-    assert published.wait_for("participant_left", room_id=joined["id"]) == [
-        {"room_id": joined["id"], "user_id": user}
-    ]
+    [left] = published.wait_for("participant_left", room_id=joined["id"])
+    assert left == {"room_id": joined["id"], "user_id": user, "membership_version": version(left)}

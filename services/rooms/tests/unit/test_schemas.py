@@ -39,7 +39,7 @@ def test_topic_shape():
 
 def test_event_payloads():
     assert events.room_deleted("r", "h") == {"id": "r", "host_id": "h"}
-    assert events.participant_joined("r", "u") == {"room_id": "r", "user_id": "u"}
-    assert events.participant_left("r", "u") == {"room_id": "r", "user_id": "u"}
+    assert events.participant_joined("r", "u", 7) == {"room_id": "r", "user_id": "u", "membership_version": 7}
+    assert events.participant_left("r", "u", 8) == {"room_id": "r", "user_id": "u", "membership_version": 8}
     room = {"id": "r", "name": "Room"}
     assert events.room_created(room) == room and events.room_created(room) is not room
