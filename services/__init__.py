@@ -4,4 +4,5 @@ order, with the class `nameko run` starts."""
 DEPLOYED = {
     "users": "services.users.service:UsersService",
     "rooms": "services.rooms.service:RoomsService",
+    "messages": "services.messages.service:MessagesService",
 }

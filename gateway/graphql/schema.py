@@ -24,6 +24,8 @@ from gateway.graphql.errors import ErrorCodes
 from gateway.graphql.limits import limit_extensions
 from gateway.graphql.parsing import CachedParser
 from gateway.graphql.scalars import SCALAR_MAP
+from gateway.messages.mutations import MessagesMutation
+from gateway.messages.queries import MessagesQuery
 from gateway.rooms.mutations import RoomsMutation
 from gateway.rooms.queries import RoomsQuery
 from gateway.settings import Settings
@@ -32,8 +34,8 @@ from gateway.users.queries import UsersQuery
 
 log = logging.getLogger("gateway.graphql")
 
-QUERY_TYPES: tuple[type, ...] = (UsersQuery, RoomsQuery)
-MUTATION_TYPES: tuple[type, ...] = (UsersMutation, RoomsMutation)
+QUERY_TYPES: tuple[type, ...] = (UsersQuery, RoomsQuery, MessagesQuery)
+MUTATION_TYPES: tuple[type, ...] = (UsersMutation, RoomsMutation, MessagesMutation)
 SUBSCRIPTION_TYPES: tuple[type, ...] = ()
 
 VALIDATION_CACHE_SIZE = 256

@@ -1,0 +1,1 @@
+"""The messages domain of the GraphQL schema: types, loaders, queries and mutations."""
