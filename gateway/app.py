@@ -1,13 +1,15 @@
 """The gateway's ASGI application: ``uvicorn gateway.app:app`` (``app`` is ``create_app()``, built on
 first access).
 
-Routes: ``/graphql/`` and ``/graphql`` (POST, GET and WebSocket upgrades, A1), ``GET /api/csrf/``,
-``/media`` (avatar files), ``GET /healthz`` (the process is alive) and ``GET /readyz`` (the broker
-connection is up and every service in ``GATEWAY_SERVICES`` answers ``health``).
+Routes: ``/graphql/`` and ``/graphql`` (POST, GET and WebSocket upgrades for subscriptions, A1, B6),
+the chat socket ``/ws/chat/{host}/{slug}`` (§10), ``GET /api/csrf/``, ``/media`` (avatar files),
+``GET /healthz`` (the process is alive) and ``GET /readyz`` (the broker connections are up and every
+service in ``GATEWAY_SERVICES`` answers ``health``).
 
 The lifespan creates one :class:`~gateway.rpc.RpcClient` per process (``app.state.rpc``). A broker
 that is down at start does not stop the gateway: the client keeps trying in the background, meanwhile
-calls fail fast with ``Service unavailable`` and ``/readyz`` answers 503.
+calls fail fast with ``Service unavailable`` and ``/readyz`` answers 503. It also starts the process's
+chat relay (``app.state.chat_relay``, :mod:`gateway.chat.relay`), which connects (and reconnects) on its own.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 
+from gateway.chat.graphql_ws import SubscriptionEndpoint
+from gateway.chat.relay import ChatRelay
+from gateway.chat.socket import chat_socket
 from gateway.cors import AllowedHostsMiddleware, ContractCORSMiddleware
 from gateway.graphql.schema import build_schema
 from gateway.graphql.view import GraphQLView, set_csrf_cookie
@@ -54,7 +59,9 @@ async def readyz(request: Request) -> Response:
     in time; otherwise 503 naming what is not ready."""
     settings: Settings = request.app.state.settings
     rpc: RpcClient | None = getattr(request.app.state, "rpc", None)
-    broker_up = rpc is not None and rpc.connected
+    relay: ChatRelay | None = getattr(request.app.state, "chat_relay", None)
+    # The lifespan always makes the relay; an app served without it (some tests) has none to wait for.
+    broker_up = rpc is not None and rpc.connected and (relay is None or relay.connected)
     services: dict[str, str] = {}
     if broker_up:
         assert rpc is not None
@@ -103,9 +110,13 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     except RpcError as exc:
         log.warning("broker unavailable at start (%s); connecting in the background", exc)
         connector = asyncio.create_task(_connect_until_up(rpc))
+    relay = ChatRelay(settings, rpc)
+    app.state.chat_relay = relay
+    await relay.start()
     try:
         yield
     finally:
+        await relay.close()
         if connector is not None:
             connector.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -117,11 +128,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
     """Build the gateway application (settings from the environment by default)."""
     settings = settings or Settings.from_env()
     view = GraphQLView(build_schema(settings), settings)
+    subscriptions = SubscriptionEndpoint(view, settings)  # the view's WebSocket side, behind D8 and D9
     routes = [
         Route("/graphql/", view),
         Route("/graphql", view),
-        WebSocketRoute("/graphql/", view),
-        WebSocketRoute("/graphql", view),
+        WebSocketRoute("/graphql/", subscriptions),
+        WebSocketRoute("/graphql", subscriptions),
+        WebSocketRoute("/ws/chat/{host}/{slug}", chat_socket),
+        WebSocketRoute("/ws/chat/{host}/{slug}/", chat_socket),  # the slash form is served alike (§10.1)
         Route("/api/csrf/", csrf_endpoint, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
@@ -134,6 +148,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.settings = settings
     app.state.rpc = None
+    app.state.chat_relay = None
     app.state.avatar_store = AvatarStore(
         settings.media_root, max_bytes=settings.avatar_max_bytes, max_pixels=settings.avatar_max_pixels
     )

@@ -32,6 +32,13 @@ with the development JWT secret.
 | ``SECURE_COOKIES`` | ``auto`` | ``auto`` (per request, D4), ``true`` or ``false`` |
 | ``LOG_LEVEL`` | ``INFO`` | gateway log level |
 | ``LOG_FORMAT`` | ``json`` | ``json`` (one JSON object per line) or ``text`` |
+| ``SOCKET_ORIGIN_HOSTS`` | ``localhost,127.0.0.1`` | ``Origin`` host names (any scheme and port) allowed to open the chat socket and subscriptions (D8) |
+| ``SOCKET_MAX_FRAME_BYTES`` | ``16384`` | a client frame above this closes the connection with 1009 (D9); keep uvicorn's ``--ws-max-size`` equal |
+| ``SOCKET_RATE`` | ``5`` | client frames per second per connection (D9) |
+| ``SOCKET_BURST`` | ``10`` | client frames a connection may send at once before the rate applies (D9) |
+| ``SOCKET_SEND_QUEUE`` | ``256`` | events queued for one socket or subscription; a client that lets it fill is disconnected |
+| ``SOCKET_RECHECK_SECONDS`` | ``25`` | period of the re-check of every open socket's user, room and participation (D12: at most 30) |
+| ``CHAT_ROOMS_EXCHANGE`` | ``edusphere.chat.rooms`` | headers exchange that routes each room's message events to the gateways holding its sockets |
 
 Booleans accept ``1/true/yes/on`` and ``0/false/no/off`` (any case).
 """
@@ -46,6 +53,9 @@ from typing import Literal
 
 DEVELOPMENT_JWT_SECRET = "edusphere-development-secret-do-not-use-in-production"
 """The default key; refused when ``EDUSPHERE_ENV=production``."""
+
+MAX_SOCKET_RECHECK_SECONDS = 30.0
+"""D12: an open socket's user, room and participation are re-checked at least this often."""
 
 MIN_PRODUCTION_SECRET_BYTES = 32  # RFC 7518 §3.2: an HS256 key at least as long as the hash
 
@@ -89,6 +99,13 @@ class Settings:
     secure_cookies: Literal["auto", "true", "false"] = "auto"
     log_level: str = "INFO"
     log_format: str = "json"
+    socket_origin_hosts: tuple[str, ...] = ("localhost", "127.0.0.1")
+    socket_max_frame_bytes: int = 16 * 1024
+    socket_rate: float = 5.0
+    socket_burst: int = 10
+    socket_send_queue: int = 256
+    socket_recheck_seconds: float = 25.0
+    chat_rooms_exchange: str = "edusphere.chat.rooms"
 
     def __post_init__(self) -> None:
         if self.is_production and self.jwt_secret == DEVELOPMENT_JWT_SECRET:
@@ -99,9 +116,22 @@ class Settings:
             raise SettingsError("JWT_SECRET must not be empty")
         if self.secure_cookies not in ("auto", "true", "false"):
             raise SettingsError("SECURE_COOKIES must be auto, true or false")
-        for name in ("list_cap", "max_depth", "max_document_bytes", "max_fields", "max_root_fields"):
+        for name in (
+            "list_cap",
+            "max_depth",
+            "max_document_bytes",
+            "max_fields",
+            "max_root_fields",
+            "socket_max_frame_bytes",
+            "socket_burst",
+            "socket_send_queue",
+        ):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be positive")
+        if not 0 < self.socket_recheck_seconds <= MAX_SOCKET_RECHECK_SECONDS:
+            raise SettingsError(
+                f"SOCKET_RECHECK_SECONDS must be above 0 and at most {MAX_SOCKET_RECHECK_SECONDS:.0f} (D12)"
+            )
 
     @property
     def is_production(self) -> bool:
@@ -144,6 +174,15 @@ class Settings:
             secure_cookies=reader.choice("SECURE_COOKIES", "auto", ("auto", "true", "false")),  # type: ignore[arg-type]
             log_level=reader.text("LOG_LEVEL", cls.log_level).upper(),
             log_format=reader.choice("LOG_FORMAT", cls.log_format, ("json", "text")),
+            socket_origin_hosts=tuple(
+                host.lower() for host in reader.items("SOCKET_ORIGIN_HOSTS", cls.socket_origin_hosts)
+            ),
+            socket_max_frame_bytes=reader.integer("SOCKET_MAX_FRAME_BYTES", cls.socket_max_frame_bytes),
+            socket_rate=reader.number("SOCKET_RATE", cls.socket_rate),
+            socket_burst=reader.integer("SOCKET_BURST", cls.socket_burst),
+            socket_send_queue=reader.integer("SOCKET_SEND_QUEUE", cls.socket_send_queue),
+            socket_recheck_seconds=reader.number("SOCKET_RECHECK_SECONDS", cls.socket_recheck_seconds),
+            chat_rooms_exchange=reader.text("CHAT_ROOMS_EXCHANGE", cls.chat_rooms_exchange),
         )
 
 

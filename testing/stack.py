@@ -82,6 +82,7 @@ class Stack:
     services: dict[str, ManagedProcess] = field(default_factory=dict)
     gateways: list[ManagedProcess] = field(default_factory=list)
     gateway_urls: list[str] = field(default_factory=list)
+    named_gateway_urls: dict[str, str] = field(default_factory=dict)
 
     @property
     def gateway_url(self) -> str:
@@ -132,7 +133,11 @@ class Stack:
         env.update(settings)
         process = ManagedProcess(
             f"gateway-{len(self.gateways) + 1}",
-            [str(BIN / "uvicorn"), "gateway.app:app", "--host", "127.0.0.1", "--port", str(port), "--no-access-log"],
+            [
+                str(BIN / "uvicorn"), "gateway.app:app", "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
+                # D9: frames over 16 KiB close with 1009 (the gateway checks too; see SOCKET_MAX_FRAME_BYTES).
+                "--ws-max-size", "16384",
+            ],
             env,
             self.workdir / f"gateway-{len(self.gateways) + 1}.log",
         )
@@ -140,6 +145,15 @@ class Stack:
         url = f"http://127.0.0.1:{port}"
         self.gateways.append(process)
         self.gateway_urls.append(url)
+        return url
+
+    def named_gateway(self, name: str, **settings: str) -> str:
+        """A gateway started once per ``name`` for the whole run (with ``settings``), shared by every test
+        that asks for it; returns its URL once it is ready."""
+        url = self.named_gateway_urls.get(name)
+        if url is None:
+            url = self.named_gateway_urls[name] = self.start_gateway(**settings)
+            self.wait_ready()
         return url
 
     def wait_ready(self, timeout: float = 60) -> None:

@@ -19,6 +19,7 @@ from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
 from gateway.auth.credentials import protect_root_fields
+from gateway.chat.subscriptions import ChatSubscription
 from gateway.graphql.compat import LegacyWording
 from gateway.graphql.errors import ErrorCodes
 from gateway.graphql.limits import limit_extensions
@@ -36,7 +37,7 @@ log = logging.getLogger("gateway.graphql")
 
 QUERY_TYPES: tuple[type, ...] = (UsersQuery, RoomsQuery, MessagesQuery)
 MUTATION_TYPES: tuple[type, ...] = (UsersMutation, RoomsMutation, MessagesMutation)
-SUBSCRIPTION_TYPES: tuple[type, ...] = ()
+SUBSCRIPTION_TYPES: tuple[type, ...] = (ChatSubscription,)
 
 VALIDATION_CACHE_SIZE = 256
 
