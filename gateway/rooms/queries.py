@@ -76,6 +76,18 @@ async def _user_id(context: GraphQLContext, username: str) -> str:
     return str(user["id"])
 
 
+async def _user_rooms(info: Context, method: str, user_slug: str, first: Any, offset: Any) -> list[RoomType | None]:
+    """A user's room list from the rooms service's ``method`` (participated or not): the paging arguments
+    checked first, then the user by exact username (``User not found``); ``first: 0`` asks no list."""
+    context = info.context
+    window = _window(context, first, offset)
+    user_id = await _user_id(context, user_slug)
+    if window.first == 0:
+        return []
+    records = await context.call("rooms", method, user_id, first=window.first, offset=window.offset)
+    return await _rooms(info, records)
+
+
 @strawberry.type
 class RoomsQuery:
     """Root query fields about rooms and topics."""
@@ -128,15 +140,7 @@ class RoomsQuery:
     ) -> list[RoomType | None] | None:
         """The user by exact username, else ``User not found`` (``NOT_FOUND``). Ordered by true
         participant count DESC, created DESC, id ASC (C10); paged by ``first``/``offset``."""
-        context = info.context
-        window = _window(context, first, offset)
-        user_id = await _user_id(context, user_slug)
-        if window.first == 0:
-            return []
-        records = await context.call(
-            "rooms", "rooms_participated_by", user_id, first=window.first, offset=window.offset
-        )
-        return await _rooms(info, records)
+        return await _user_rooms(info, "rooms_participated_by", user_slug, first, offset)
 
     @strawberry.field(description="Rooms the user does not participate in; most participants first.")
     async def rooms_not_participated_by_user(
@@ -148,15 +152,7 @@ class RoomsQuery:
     ) -> list[RoomType | None] | None:
         """The user by exact username, else ``User not found`` (``NOT_FOUND``). Ordered by participant
         count DESC, created DESC, id ASC; paged by ``first``/``offset``."""
-        context = info.context
-        window = _window(context, first, offset)
-        user_id = await _user_id(context, user_slug)
-        if window.first == 0:
-            return []
-        records = await context.call(
-            "rooms", "rooms_not_participated_by", user_id, first=window.first, offset=window.offset
-        )
-        return await _rooms(info, records)
+        return await _user_rooms(info, "rooms_not_participated_by", user_slug, first, offset)
 
     @strawberry.field(description="The room with this host username and room slug.")
     async def room(self, info: Context, host_slug: str, room_slug: str) -> RoomType | None:

@@ -9,18 +9,14 @@ from __future__ import annotations
 import itertools
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from gateway.app import create_app
-from gateway.settings import Settings
+from gateway.tests.fake_rooms import FakeRoomsBase, gql
 from gateway.tests.fake_users import FakeRpc, FakeUsers, remote
-from gateway.tests.test_view import SECRET, token_for
+from gateway.tests.test_view import token_for
 
 NEGATIVE = ["Ensure this value is greater than or equal to 0."]
 LOGIN_REQUIRED = {"message": "You do not have permission to perform this action",
@@ -37,12 +33,8 @@ def moment(seconds: float) -> str:
     return (BASE_TIME + timedelta(seconds=seconds)).isoformat()
 
 
-class FakeRooms:
+class FakeRooms(FakeRoomsBase):
     """The few rooms-service RPC methods message lists use, over dicts."""
-
-    def __init__(self) -> None:
-        self.rooms: dict[str, dict[str, Any]] = {}
-        self.members: dict[str, list[str]] = {}
 
     def add(self, host_id: str, slug: str, participants: tuple[str, ...] = ()) -> dict[str, Any]:
         room_id = str(uuid.uuid4())
@@ -52,24 +44,6 @@ class FakeRooms:
         }
         self.members[room_id] = list(participants)
         return self._record(room_id)
-
-    def _record(self, room_id: str) -> dict[str, Any]:
-        return {**self.rooms[room_id], "participant_count": len(self.members[room_id])}
-
-    def health(self) -> str:
-        return "ok"
-
-    def get_room_by_host_slug(self, host_id: str, slug: str) -> dict[str, Any]:
-        for room_id, room in self.rooms.items():
-            if room["host_id"] == host_id and room["slug"] == slug:
-                return self._record(room_id)
-        raise remote("NotFound", "Room not found")
-
-    def get_many(self, ids: list[str]) -> list[dict[str, Any] | None]:
-        return [self._record(i) if i in self.rooms else None for i in ids]
-
-    def participants_of(self, room_ids: list[str]) -> dict[str, list[str]]:
-        return {room_id: list(self.members.get(room_id, [])) for room_id in room_ids}
 
     def get_topics(self, ids: list[int]) -> list[dict[str, Any] | None]:
         return [{"id": int(i), "name": "Python", "room_count": 1} if int(i) == 1 else None for i in ids]
@@ -157,11 +131,6 @@ class FakeMessages:
 
 
 @pytest.fixture
-def users() -> FakeUsers:
-    return FakeUsers()
-
-
-@pytest.fixture
 def rooms() -> FakeRooms:
     return FakeRooms()
 
@@ -174,47 +143,6 @@ def messages() -> FakeMessages:
 @pytest.fixture
 def rpc(users: FakeUsers, rooms: FakeRooms, messages: FakeMessages) -> FakeRpc:
     return FakeRpc(users=users, rooms=rooms, messages=messages)
-
-
-def make_settings(tmp_path: Path, list_cap: int) -> Settings:
-    return Settings(
-        env="test",
-        jwt_secret=SECRET,
-        media_root=str(tmp_path / "media"),
-        allowed_hosts=("testserver",),
-        services=("users", "rooms", "messages"),
-        list_cap=list_cap,
-    )
-
-
-async def _client(settings: Settings, rpc: FakeRpc) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings)
-    app.state.rpc = rpc
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as c:
-        yield c
-
-
-@pytest.fixture
-async def client(tmp_path: Path, rpc: FakeRpc) -> AsyncIterator[httpx.AsyncClient]:
-    async for c in _client(make_settings(tmp_path, 1000), rpc):
-        yield c
-
-
-@pytest.fixture
-async def capped_client(tmp_path: Path, rpc: FakeRpc) -> AsyncIterator[httpx.AsyncClient]:
-    """A gateway whose list cap N is 3."""
-    async for c in _client(make_settings(tmp_path, 3), rpc):
-        yield c
-
-
-async def gql(client: httpx.AsyncClient, query: str, variables: dict | None = None, *, token: str | None = None,
-              rpc: FakeRpc | None = None) -> dict[str, Any]:
-    headers = {"Authorization": f"JWT {token}"} if token else {}
-    if rpc is not None:
-        rpc.calls.clear()
-    response = await client.post("/graphql/", json={"query": query, "variables": variables}, headers=headers)
-    assert response.status_code == 200, response.text
-    return response.json()
 
 
 def only_error(body: dict[str, Any], field: str) -> dict[str, Any]:

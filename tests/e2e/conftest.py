@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import io
 import itertools
+import json
 import random
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -166,3 +168,118 @@ def error_of(body: dict[str, Any], index: int = 0) -> dict[str, Any]:
 
 def now() -> int:
     return int(time.time())
+
+
+# --- a gateway with the list cap N set to 3 ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def capped_gateway_url(stack) -> str:
+    """Another gateway with the list cap N set to 3 (B2), on the same services (one per test module)."""
+    url = stack.start_gateway(LIST_CAP="3")
+    stack.wait_ready()
+    return url
+
+
+@pytest.fixture
+def capped_api(capped_gateway_url):
+    with httpx.Client(timeout=30) as client:
+        yield Api(capped_gateway_url, client)
+
+
+def request_log(stack, operation: str, timeout: float = 5.0) -> dict[str, Any]:
+    """The gateway's structured log line for the request named ``operation`` (one JSON object per line)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for line in stack.gateways[0].log_path.read_text(errors="replace").splitlines():
+            if not line.startswith("{"):
+                continue
+            record = json.loads(line)
+            if record.get("logger") == "gateway.request" and record.get("operation") == operation:
+                return record
+        assert time.monotonic() < deadline, f"no request log line for {operation}"
+        time.sleep(0.1)
+
+
+# --- GraphQL helpers shared by the rooms, messages and chat tests ---------------------------------------------
+
+
+LOGIN_REQUIRED = "You do not have permission to perform this action"
+
+USER_FIELDS = "id username name bio avatar"
+ROOM_FIELDS = f"""id name slug description created updated host {{ {USER_FIELDS} }} topic {{ id name }}
+  participants {{ {USER_FIELDS} }}"""
+
+CREATE = f"""mutation($n: String!, $t: String!, $d: String!) {{
+  createRoom(name: $n, topicName: $t, description: $d) {{ room {{ {ROOM_FIELDS} }} }} }}"""
+JOIN = f"mutation($id: UUID!) {{ joinRoom(roomId: $id) {{ room {{ {ROOM_FIELDS} }} }} }}"
+LEAVE = f"mutation($id: UUID!) {{ leaveRoom(roomId: $id) {{ room {{ {ROOM_FIELDS} }} }} }}"
+
+_TO_LETTERS = str.maketrans("0123456789", "ghijklmnop")
+
+
+def letters(prefix: str = "T") -> str:
+    """A unique topic name: ASCII letters only (§8.1)."""
+    return prefix + uuid.uuid4().hex[:12].translate(_TO_LETTERS)
+
+
+def data(body: dict[str, Any], field: str) -> Any:
+    """The field's value from a response that must have no errors."""
+    assert "errors" not in body, body
+    return body["data"][field]
+
+
+def failure(body: dict[str, Any], field: str) -> dict[str, Any]:
+    """The one error of a failed root field (its value null): ``{"message", "extensions"}``."""
+    assert body["data"] == {field: None}, body
+    assert len(body["errors"]) == 1, body
+    error = body["errors"][0]
+    assert error["path"] == [field]
+    return {"message": error["message"], "extensions": error["extensions"]}
+
+
+def raw(message: str, code: str = "BAD_USER_INPUT") -> dict[str, Any]:
+    """A raw error (§4.3, §16.1): the dict repr, and no ``extensions.errors``."""
+    return {"message": message, "extensions": {"code": code}}
+
+
+def invalid(errors: dict[str, list[str]]) -> dict[str, Any]:
+    return {"message": "Invalid data", "extensions": {"code": "BAD_USER_INPUT", "errors": errors}}
+
+
+NOT_FOUND = {"message": "Room not found", "extensions": {"code": "NOT_FOUND"}}
+USER_NOT_FOUND = {"message": "User not found", "extensions": {"code": "NOT_FOUND"}}
+PERMISSION_DENIED = {"message": "Permission denied", "extensions": {"code": "PERMISSION_DENIED"}}
+
+
+def create(api, user, name: str | None = None, topic: str | None = None, description: str = "") -> dict[str, Any]:
+    """``createRoom`` as ``user``; the response body."""
+    return api.gql(CREATE, {"n": name if name is not None else unique("Room "),
+                            "t": topic if topic is not None else letters(),
+                            "d": description}, token=user["token"])
+
+
+def create_room(api, user, name: str | None = None, topic: str | None = None, description: str = "") -> dict[str, Any]:
+    """A new room hosted by ``user``."""
+    return data(create(api, user, name, topic, description), "createRoom")["room"]
+
+
+def join(api, user, room) -> dict[str, Any]:
+    return data(api.gql(JOIN, {"id": room["id"]}, token=user["token"]), "joinRoom")["room"]
+
+
+def leave(api, user, room) -> dict[str, Any]:
+    return data(api.gql(LEAVE, {"id": room["id"]}, token=user["token"]), "leaveRoom")["room"]
+
+
+def moment(value: str) -> datetime:
+    """A DateTime as sent (§2.3: UTC, ``+00:00``); compare these, not the strings (the fraction may be
+    omitted)."""
+    parsed = datetime.fromisoformat(value)
+    assert value.endswith("+00:00"), value
+    return parsed
+
+
+def public(user: dict[str, Any]) -> dict[str, Any]:
+    """A user as ``UserType`` shows them (new accounts have no bio or avatar)."""
+    return {"id": user["id"], "username": user["username"], "name": user["name"], "bio": "", "avatar": ""}

@@ -24,8 +24,16 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from gateway.rpc import RpcClient
-from tests.e2e.conftest import Api, make_token, now, unique
-from tests.e2e.test_rooms import create_room, data, join, leave
+from tests.e2e.conftest import (
+    Api,
+    create_room,
+    data,
+    join,
+    leave,
+    make_token,
+    now,
+    unique,
+)
 
 ORIGIN = "http://localhost"
 TIMEOUT = 10.0

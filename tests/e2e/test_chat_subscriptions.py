@@ -13,7 +13,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.e2e.conftest import unique
+from tests.e2e.conftest import create_room, join, leave, unique
 from tests.e2e.test_chat import (
     DELETE_ACCOUNT,
     DELETE_ROOM,
@@ -28,7 +28,6 @@ from tests.e2e.test_chat import (
     tuned_gateway,  # noqa: F401  (fixture)
     ws_base,
 )
-from tests.e2e.test_rooms import create_room, join, leave
 
 LOGIN_REQUIRED = {"message": "You do not have permission to perform this action", "extensions": {"code": "UNAUTHENTICATED"}}
 ROOM_NOT_FOUND = {"message": "Room not found", "extensions": {"code": "NOT_FOUND"}}

@@ -15,15 +15,16 @@ import json
 import uuid
 from typing import Any
 
-import httpx
 import pytest
 
-from tests.e2e.conftest import PASSWORD, Api, unique
-from tests.e2e.test_rooms import (
+from tests.e2e.conftest import (
     LOGIN_REQUIRED,
     NOT_FOUND,
+    PASSWORD,
     PERMISSION_DENIED,
+    USER_FIELDS,
     USER_NOT_FOUND,
+    Api,
     create_room,
     data,
     failure,
@@ -34,13 +35,13 @@ from tests.e2e.test_rooms import (
     moment,
     public,
     raw,
+    request_log,
+    unique,
 )
-from tests.e2e.test_rooms_lists import request_log
 
 MESSAGE_NOT_FOUND = {"message": "Message not found", "extensions": {"code": "NOT_FOUND"}}
 NEGATIVE = ["Ensure this value is greater than or equal to 0."]
 
-USER_FIELDS = "id username name bio avatar"
 MESSAGE_FIELDS = f"""id body edited created updated seq user {{ {USER_FIELDS} }}
   room {{ id name slug description created updated host {{ {USER_FIELDS} }} topic {{ id name }}
          participants {{ {USER_FIELDS} }} }}"""
@@ -255,20 +256,6 @@ def test_messages_by_user_paging(api, service_rpc):
     assert ids(by_user(api, author, o=4)) == newest_first[4:]
     assert ids(by_user(api, author, o=9)) == []
     assert ids(by_user(api, author, f=0)) == []
-
-
-@pytest.fixture(scope="module")
-def capped_gateway_url(stack) -> str:
-    """Another gateway with the list cap N set to 3 (B2), on the same services."""
-    url = stack.start_gateway(LIST_CAP="3")
-    stack.wait_ready()
-    return url
-
-
-@pytest.fixture
-def capped_api(capped_gateway_url):
-    with httpx.Client(timeout=30) as client:
-        yield Api(capped_gateway_url, client)
 
 
 def test_list_cap(api, capped_api, service_rpc):

@@ -9,30 +9,41 @@ its own (unique names, descriptions and topic names) instead of assuming an empt
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import error_of, unique
+from tests.e2e.conftest import (
+    CREATE,
+    JOIN,
+    LEAVE,
+    LOGIN_REQUIRED,
+    NOT_FOUND,
+    PERMISSION_DENIED,
+    ROOM_FIELDS,
+    create,
+    create_room,
+    data,
+    error_of,
+    failure,
+    invalid,
+    join,
+    leave,
+    letters,
+    moment,
+    public,
+    raw,
+    unique,
+)
 
-LOGIN_REQUIRED = "You do not have permission to perform this action"
-
-USER_FIELDS = "id username name bio avatar"
-ROOM_FIELDS = f"""id name slug description created updated host {{ {USER_FIELDS} }} topic {{ id name }}
-  participants {{ {USER_FIELDS} }}"""
 # §11 "room list", as the reference web client selects it (Apollo adds __typename).
 ROOM_LIST = "id name slug description created topic { name __typename } host { username __typename } __typename"
 
-CREATE = f"""mutation($n: String!, $t: String!, $d: String!) {{
-  createRoom(name: $n, topicName: $t, description: $d) {{ room {{ {ROOM_FIELDS} }} }} }}"""
 UPDATE = f"""mutation($id: UUID!, $d: String, $t: String) {{
   updateRoom(roomId: $id, description: $d, topicName: $t) {{ room {{ {ROOM_FIELDS} }} }} }}"""
 UPDATE_KEEPING_DESCRIPTION = f"""mutation($id: UUID!, $t: String) {{
   updateRoom(roomId: $id, topicName: $t) {{ room {{ {ROOM_FIELDS} }} }} }}"""
 DELETE = "mutation($id: UUID!) { deleteRoom(roomId: $id) { success } }"
-JOIN = f"mutation($id: UUID!) {{ joinRoom(roomId: $id) {{ room {{ {ROOM_FIELDS} }} }} }}"
-LEAVE = f"mutation($id: UUID!) {{ leaveRoom(roomId: $id) {{ room {{ {ROOM_FIELDS} }} }} }}"
 ROOM = f"query($h: String!, $r: String!) {{ room(hostSlug: $h, roomSlug: $r) {{ {ROOM_FIELDS} }} }}"
 ROOMS = f"""query($h: String, $s: String, $t: [String], $f: Int, $o: Int) {{
   rooms(hostSlug: $h, search: $s, topic: $t, first: $f, offset: $o) {{ {ROOM_FIELDS} }} }}"""
@@ -43,62 +54,6 @@ PARTICIPATED = f"""query($u: String!, $f: Int, $o: Int) {{
 NOT_PARTICIPATED = f"""query($u: String!, $f: Int, $o: Int) {{
   roomsNotParticipatedByUser(userSlug: $u, first: $f, offset: $o) {{ {ROOM_FIELDS} }} }}"""
 
-_TO_LETTERS = str.maketrans("0123456789", "ghijklmnop")
-
-
-def letters(prefix: str = "T") -> str:
-    """A unique topic name: ASCII letters only (§8.1)."""
-    return prefix + uuid.uuid4().hex[:12].translate(_TO_LETTERS)
-
-
-def data(body: dict[str, Any], field: str) -> Any:
-    """The field's value from a response that must have no errors."""
-    assert "errors" not in body, body
-    return body["data"][field]
-
-
-def failure(body: dict[str, Any], field: str) -> dict[str, Any]:
-    """The one error of a failed root field (its value null): ``{"message", "extensions"}``."""
-    assert body["data"] == {field: None}, body
-    assert len(body["errors"]) == 1, body
-    error = body["errors"][0]
-    assert error["path"] == [field]
-    return {"message": error["message"], "extensions": error["extensions"]}
-
-
-def raw(message: str, code: str = "BAD_USER_INPUT") -> dict[str, Any]:
-    """A raw error (§4.3, §16.1): the dict repr, and no ``extensions.errors``."""
-    return {"message": message, "extensions": {"code": code}}
-
-
-def invalid(errors: dict[str, list[str]]) -> dict[str, Any]:
-    return {"message": "Invalid data", "extensions": {"code": "BAD_USER_INPUT", "errors": errors}}
-
-
-NOT_FOUND = {"message": "Room not found", "extensions": {"code": "NOT_FOUND"}}
-USER_NOT_FOUND = {"message": "User not found", "extensions": {"code": "NOT_FOUND"}}
-PERMISSION_DENIED = {"message": "Permission denied", "extensions": {"code": "PERMISSION_DENIED"}}
-
-
-def create(api, user, name: str | None = None, topic: str | None = None, description: str = "") -> dict[str, Any]:
-    """``createRoom`` as ``user``; the response body."""
-    return api.gql(CREATE, {"n": name if name is not None else unique("Room "),
-                            "t": topic if topic is not None else letters(),
-                            "d": description}, token=user["token"])
-
-
-def create_room(api, user, name: str | None = None, topic: str | None = None, description: str = "") -> dict[str, Any]:
-    """A new room hosted by ``user``."""
-    return data(create(api, user, name, topic, description), "createRoom")["room"]
-
-
-def join(api, user, room) -> dict[str, Any]:
-    return data(api.gql(JOIN, {"id": room["id"]}, token=user["token"]), "joinRoom")["room"]
-
-
-def leave(api, user, room) -> dict[str, Any]:
-    return data(api.gql(LEAVE, {"id": room["id"]}, token=user["token"]), "leaveRoom")["room"]
-
 
 def rooms(api, **variables: Any) -> list[dict[str, Any]]:
     """``rooms`` with the given filters (``h``, ``s``, ``t``, ``f``, ``o``)."""
@@ -107,19 +62,6 @@ def rooms(api, **variables: Any) -> list[dict[str, Any]]:
 
 def topic_names(api, **variables: Any) -> list[str]:
     return [topic["name"] for topic in data(api.gql(TOPICS, variables), "topics")]
-
-
-def moment(value: str) -> datetime:
-    """A DateTime as sent (§2.3: UTC, ``+00:00``); compare these, not the strings (the fraction may be
-    omitted)."""
-    parsed = datetime.fromisoformat(value)
-    assert value.endswith("+00:00"), value
-    return parsed
-
-
-def public(user: dict[str, Any]) -> dict[str, Any]:
-    """A user as ``UserType`` shows them (new accounts have no bio or avatar)."""
-    return {"id": user["id"], "username": user["username"], "name": user["name"], "bio": "", "avatar": ""}
 
 
 # --- createRoom -----------------------------------------------------------------------------------

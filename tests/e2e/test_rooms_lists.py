@@ -6,28 +6,21 @@ Every test filters by names, descriptions or topics of its own: the stack is sha
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import httpx
 import pytest
 
-from tests.e2e.conftest import PASSWORD, Api, unique
-from tests.e2e.test_rooms import (
+from tests.e2e.conftest import (
     CREATE,
     JOIN,
-    NOT_PARTICIPATED,
-    PARTICIPATED,
-    ROOM,
-    ROOM_FIELDS,
-    TOPICS,
-    UPDATE,
-    USER_NOT_FOUND,
     NOT_FOUND,
+    PASSWORD,
+    ROOM_FIELDS,
+    USER_NOT_FOUND,
     create_room,
     data,
     failure,
@@ -37,6 +30,15 @@ from tests.e2e.test_rooms import (
     letters,
     moment,
     raw,
+    request_log,
+    unique,
+)
+from tests.e2e.test_rooms import (
+    NOT_PARTICIPATED,
+    PARTICIPATED,
+    ROOM,
+    TOPICS,
+    UPDATE,
     rooms,
     topic_names,
 )
@@ -261,20 +263,6 @@ def test_user_lists_need_an_existing_user(api):
         assert isinstance(data(api.gql(query, {"u": user["username"]}), field), list)
 
 
-@pytest.fixture(scope="module")
-def capped_gateway_url(stack) -> str:
-    """A second gateway with the list cap N set to 3 (B2), on the same services."""
-    url = stack.start_gateway(LIST_CAP="3")
-    stack.wait_ready()
-    return url
-
-
-@pytest.fixture
-def capped_api(capped_gateway_url):
-    with httpx.Client(timeout=30) as client:
-        yield Api(capped_gateway_url, client)
-
-
 def test_list_cap_bounds_every_list_participants_included(api, capped_api):
     """B2: N bounds root and nested lists (participants too); `first` above N is clamped to N."""
     host = api.new_user()
@@ -299,20 +287,6 @@ def test_list_cap_bounds_every_list_participants_included(api, capped_api):
 
 
 # --- the RPC budget ----------------------------------------------------------------------------------
-
-
-def request_log(stack, operation: str, timeout: float = 5.0) -> dict[str, Any]:
-    """The gateway's structured log line for the request named ``operation`` (one JSON object per line)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        for line in stack.gateways[0].log_path.read_text(errors="replace").splitlines():
-            if not line.startswith("{"):
-                continue
-            record = json.loads(line)
-            if record.get("logger") == "gateway.request" and record.get("operation") == operation:
-                return record
-        assert time.monotonic() < deadline, f"no request log line for {operation}"
-        time.sleep(0.1)
 
 
 def test_a_list_of_50_rooms_costs_the_same_rpc_calls_as_a_list_of_5(api, stack):
