@@ -56,3 +56,12 @@ test: check-servers
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+# Benchmarks (bench/README.md): the same bootstrap, then the whole stack on its own database and virtual
+# host, loaded from separate processes; prints a table, writes bench-results/*.json. Options go in
+# BENCH_ARGS, e.g. `make bench BENCH_ARGS=--quick` (about a minute) or `BENCH_ARGS="--workloads readmix"`.
+BENCH_ARGS ?=
+.PHONY: bench
+bench: check-servers
+	@$(BIN)/python deploy/local/check_servers.py --postgres "$(EDUSPHERE_TEST_DATABASE_URL)" --rabbit "$(EDUSPHERE_TEST_AMQP_URI)"
+	$(BIN)/python -m bench $(BENCH_ARGS)
