@@ -7,7 +7,6 @@ import asyncio
 import json
 import math
 import multiprocessing
-import os
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -700,6 +699,3 @@ def _rpc(platform: BenchPlatform, email: str, sequential: int, warmup: int, conc
         worker.stop()
     return results
 
-
-def worker_count(default: int) -> int:
-    return max(1, min(default, os.cpu_count() or 1))
