@@ -10,13 +10,6 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONPATH=/app \
     MEDIA_ROOT=/var/lib/edusphere/media
 
-# psycopg runs its pure-Python implementation (cooperative under eventlet), which loads the system libpq.
-# Unpinned on purpose: the version is whatever the base image's Debian release ships.
-# hadolint ignore=DL3008
-RUN apt-get update \
-    && apt-get install -y --no-install-recommends libpq5 \
-    && rm -rf /var/lib/apt/lists/*
-
 WORKDIR /app
 
 # Dependencies first, so a code change does not reinstall them. With only pyproject.toml present the
@@ -38,4 +31,4 @@ RUN groupadd --system --gid 10001 edusphere \
 USER 10001:10001
 
 EXPOSE 8000
-CMD ["uvicorn", "gateway.app:app", "--host", "0.0.0.0", "--port", "8000", "--no-access-log", "--timeout-graceful-shutdown", "20", "--ws-max-size", "16384"]
+CMD ["uvicorn", "gateway.app:app", "--host", "0.0.0.0", "--port", "8000", "--no-access-log", "--timeout-graceful-shutdown", "20", "--ws-max-size", "16384", "--ws-per-message-deflate", "false"]

@@ -1,19 +1,22 @@
 """The database dependency: each worker gets the service's storage object over its own session.
 
-Services talk to PostgreSQL through psycopg 3's pure-Python implementation, whose socket waits eventlet
-can switch away from; the C implementation blocks the whole process for the length of every query.
+Services talk to PostgreSQL through psycopg 3's C implementation, but wait for the socket with psycopg's
+``select()`` wait function, which eventlet's monkey-patching turns into a green wait. psycopg's default
+for its C implementation (``wait_c``) polls inside C and would block the whole process for the length of
+every query; ``common/tests/test_storage.py`` keeps that from coming back.
 """
 
 from __future__ import annotations
 
 import os
 
-os.environ.setdefault("PSYCOPG_IMPL", "python")  # must precede the first psycopg import
+os.environ.setdefault("PSYCOPG_WAIT_FUNC", "wait_select")  # must precede the first psycopg import
 
 import contextlib  # noqa: E402
 from collections.abc import Callable, Iterator, Mapping  # noqa: E402
 from typing import Any, Generic, TypeVar  # noqa: E402
 
+import psycopg.waiting  # noqa: E402
 from nameko.extensions import DependencyProvider  # noqa: E402
 from sqlalchemy import MetaData, Table, create_engine, insert  # noqa: E402
 from sqlalchemy.engine import Engine  # noqa: E402
@@ -50,6 +53,13 @@ def database_url_for(config: dict[str, Any], service_name: str) -> str:
     if not url:
         raise RuntimeError(f"{service_name}: set DATABASE_URL (or {service_name.upper()}_DATABASE_URL)")
     return sqlalchemy_url(url)
+
+
+def ensure_green_waits() -> None:
+    """Refuse to run with a wait function eventlet cannot switch away from (psycopg imported before this
+    module, or ``PSYCOPG_WAIT_FUNC`` overridden)."""
+    if getattr(psycopg.waiting, "wait_c", None) is psycopg.waiting.wait:
+        raise RuntimeError("psycopg waits in C, which blocks eventlet: import common.db before psycopg")
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -126,6 +136,7 @@ class Storage(DependencyProvider, Generic[StorageT]):
         self.sessions: dict[Any, Session] = {}
 
     def setup(self) -> None:
+        ensure_green_waits()
         config = self.container.config
         self.engine = make_engine(database_url_for(config, self.container.service_name), **self.engine_options)
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)

@@ -137,6 +137,8 @@ class Stack:
                 str(BIN / "uvicorn"), "gateway.app:app", "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
                 # D9: frames over 16 KiB close with 1009 (the gateway checks too; see SOCKET_MAX_FRAME_BYTES).
                 "--ws-max-size", "16384",
+                # Chat frames are small JSON; a compressor per socket would cost ~45 KiB each.
+                "--ws-per-message-deflate", "false",
             ],
             env,
             self.workdir / f"gateway-{len(self.gateways) + 1}.log",

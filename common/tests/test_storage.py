@@ -28,7 +28,7 @@ class ProbeStorage(StorageBase):
     def psycopg_implementation(self) -> str:
         import psycopg
 
-        return psycopg.pq.__impl__
+        return f"{psycopg.pq.__impl__} {psycopg.waiting.wait.__name__}"
 
 
 class ProbeService:
@@ -103,9 +103,9 @@ def probed_events(amqp_uri):
         yield drain
 
 
-def test_services_use_psycopgs_pure_python_implementation(probe):
+def test_services_use_psycopgs_c_implementation_with_a_green_wait(probe):
     proxy, _ = probe
-    assert proxy.psycopg_implementation() == "python"
+    assert proxy.psycopg_implementation() == "binary wait_select"
 
 
 def test_concurrent_slow_queries_overlap(probe):
