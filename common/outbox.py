@@ -3,6 +3,11 @@ published after commit. Nothing is lost between commit and publication: rows sta
 confirmed them, and a relay loop retries whatever an interrupted worker left behind. Delivery is at
 least once, so every event handler is idempotent.
 
+The relay publishes a batch of rows, oldest first, on one channel in confirm mode without waiting
+between them, waits once for the broker's confirms of the whole batch, and only then deletes the rows
+and commits. A negative confirm, a lost connection or a confirm that does not come in time rolls the
+batch back: its rows are published again, in the same order, on the next pass.
+
 Routing convention: an event whose payload names a room (``room_id``) carries that id as the message
 header ``room_id`` as well, so a consumer can bind a headers exchange to just the rooms it serves (the
 gateways' chat relay does) instead of receiving every room's traffic.
@@ -11,11 +16,20 @@ gateways' chat relay does) instead of receiving every room's traffic.
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Iterable
+from typing import Any
 
 import eventlet
 import eventlet.event
-from nameko.amqp.publish import Publisher
-from nameko.constants import AMQP_URI_CONFIG_KEY
+from kombu import Connection, Producer
+from nameko.constants import (
+    AMQP_SSL_CONFIG_KEY,
+    AMQP_URI_CONFIG_KEY,
+    DEFAULT_TRANSPORT_OPTIONS,
+    LOGIN_METHOD_CONFIG_KEY,
+    PERSISTENT,
+)
 from nameko.events import get_event_exchange
 from nameko.extensions import SharedExtension
 from sqlalchemy import BigInteger, Column, DateTime, MetaData, Table, Text, delete, func, select, text
@@ -35,6 +49,10 @@ def routing_headers(payload: object) -> dict[str, str]:
     return {key: str(payload[key]) for key in ROUTING_HEADERS if payload.get(key) is not None}
 
 
+def _headers(row: Any) -> dict[str, Any]:
+    return {CALL_ID_STACK_HEADER: list(row.call_id_stack), **routing_headers(row.payload)}
+
+
 def outbox_table(metadata: MetaData) -> Table:
     """The ``outbox`` table in the metadata's schema."""
     return Table(
@@ -46,6 +64,80 @@ def outbox_table(metadata: MetaData) -> Table:
         Column("call_id_stack", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
         Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     )
+
+
+class EventsNotConfirmed(Exception):
+    """The broker refused (nacked) an event of the batch, or did not confirm it in time."""
+
+
+class BatchPublisher:
+    """Publishes batches of events to one exchange, each batch confirmed as a whole.
+
+    The channel is in confirm mode, so the broker numbers every publish on it (1, 2, ...) and confirms
+    it with a ``basic.ack`` (``multiple`` covering every lower number too) once it has taken
+    responsibility for it (persistent events: once written to disk), or refuses it with a
+    ``basic.nack``. Any failure leaves the connection closed; the next batch opens a new one.
+    """
+
+    def __init__(self, connection: Connection, exchange: Any, confirm_timeout: float = 10.0) -> None:
+        self.connection = connection
+        self.exchange = exchange
+        self.confirm_timeout = confirm_timeout
+        self._producer: Producer | None = None
+        self._published = 0  # the delivery tag of the last publish on the current channel
+        self._unconfirmed: set[int] = set()
+        self._nacked = False
+
+    def publish(self, events: Iterable[tuple[Any, str, dict[str, Any]]]) -> None:
+        """Publish each ``(payload, routing_key, headers)`` in order; return once the broker has
+        confirmed all of them, else raise."""
+        try:
+            producer = self._producer or self._open()
+            for payload, routing_key, headers in events:
+                self._published += 1
+                self._unconfirmed.add(self._published)
+                producer.publish(payload, routing_key=routing_key, headers=headers, delivery_mode=PERSISTENT)
+            self._wait_for_confirms()
+        except BaseException:
+            self.close(graceful=False)
+            raise
+
+    def close(self, graceful: bool = True) -> None:
+        self._producer = None
+        if graceful:
+            self.connection.release()
+        else:
+            self.connection.collect()  # the broker may not answer: do not wait for it
+
+    def _open(self) -> Producer:
+        self.connection = self.connection.clone()
+        channel = self.connection.channel()
+        channel.confirm_select()
+        channel.events["basic_ack"].add(self._on_ack)
+        channel.events["basic_nack"].add(self._on_nack)
+        self._published, self._unconfirmed, self._nacked = 0, set(), False
+        self._producer = Producer(channel, exchange=self.exchange, serializer="json")  # declares the exchange
+        return self._producer
+
+    def _wait_for_confirms(self) -> None:
+        deadline = time.monotonic() + self.confirm_timeout
+        while self._unconfirmed and not self._nacked:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                unconfirmed = len(self._unconfirmed)
+                raise EventsNotConfirmed(f"{unconfirmed} event(s) unconfirmed after {self.confirm_timeout} s")
+            self.connection.drain_events(timeout=remaining)
+        if self._nacked:
+            raise EventsNotConfirmed("the broker refused an event")
+
+    def _on_ack(self, delivery_tag: int, multiple: bool) -> None:
+        if multiple:
+            self._unconfirmed = {tag for tag in self._unconfirmed if tag > delivery_tag}
+        else:
+            self._unconfirmed.discard(delivery_tag)
+
+    def _on_nack(self, delivery_tag: int, multiple: bool) -> None:
+        self._nacked = True
 
 
 class OutboxRelay(SharedExtension):
@@ -73,20 +165,30 @@ class OutboxRelay(SharedExtension):
     def setup(self) -> None:
         config = self.container.config
         exchange = get_event_exchange(self.container.service_name, config)
-        self.publisher = Publisher(config[AMQP_URI_CONFIG_KEY], exchange=exchange, declare=[exchange])
+        connection = Connection(
+            config[AMQP_URI_CONFIG_KEY],
+            # Confirms are taken by the batch (BatchPublisher), not waited for one publish at a time.
+            transport_options={**DEFAULT_TRANSPORT_OPTIONS, "confirm_publish": False},
+            ssl=config.get(AMQP_SSL_CONFIG_KEY),
+            login_method=config.get(LOGIN_METHOD_CONFIG_KEY),
+        )
+        self.publisher = BatchPublisher(connection, exchange)
         self.poll_interval = float(config.get("OUTBOX_POLL_INTERVAL", self.poll_interval))
 
     def start(self) -> None:
         self._stopped = False
         self._loop = self.container.spawn_managed_thread(self._relay_forever)
 
-    def stop(self) -> None:
+    def stop(self, graceful: bool = True) -> None:
         self._stopped = True
         if self._loop is not None:
             self._loop.kill()
+        publisher = getattr(self, "publisher", None)
+        if publisher is not None:
+            publisher.close(graceful)
 
     def kill(self) -> None:
-        self.stop()
+        self.stop(graceful=False)
 
     def wake(self) -> None:
         """Ask the loop for a pass now (rows were just committed)."""
@@ -115,13 +217,8 @@ class OutboxRelay(SharedExtension):
             # One relay at a time per service keeps events in commit order across workers.
             conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": str(table)})
             rows = conn.execute(select(table).order_by(table.c.id).limit(self.batch_size)).all()
-            for row in rows:
-                self.publisher.publish(
-                    row.payload,
-                    routing_key=row.event_type,
-                    extra_headers={CALL_ID_STACK_HEADER: list(row.call_id_stack), **routing_headers(row.payload)},
-                )
             if rows:
+                self.publisher.publish((row.payload, row.event_type, _headers(row)) for row in rows)
                 conn.execute(delete(table).where(table.c.id.in_([row.id for row in rows])))
         return len(rows)
 

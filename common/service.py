@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from nameko.rpc import rpc
-
 from common.logging import CallIdLogging
+from common.rpc import rpc
 
 
 class ServiceBase:

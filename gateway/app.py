@@ -9,7 +9,9 @@ service in ``GATEWAY_SERVICES`` answers ``health``).
 The lifespan creates one :class:`~gateway.rpc.RpcClient` per process (``app.state.rpc``). A broker
 that is down at start does not stop the gateway: the client keeps trying in the background, meanwhile
 calls fail fast with ``Service unavailable`` and ``/readyz`` answers 503. It also starts the process's
-chat relay (``app.state.chat_relay``, :mod:`gateway.chat.relay`), which connects (and reconnects) on its own.
+chat relay (``app.state.chat_relay``, :mod:`gateway.chat.relay`), which connects (and reconnects) on its own
+and keeps the process's user directory (``app.state.user_directory``, :mod:`gateway.users.directory`)
+current from the users events.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from gateway.logging import configure_logging
 from gateway.media import AvatarStore, media_app
 from gateway.rpc import RpcClient, RpcError
 from gateway.settings import Settings
+from gateway.users.directory import UserDirectory
 
 log = logging.getLogger("gateway.app")
 
@@ -110,7 +113,9 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     except RpcError as exc:
         log.warning("broker unavailable at start (%s); connecting in the background", exc)
         connector = asyncio.create_task(_connect_until_up(rpc))
-    relay = ChatRelay(settings, rpc)
+    directory: UserDirectory = app.state.user_directory
+    directory.rpc = rpc
+    relay = ChatRelay(settings, rpc, users=directory)  # the relay's users events keep the directory current
     app.state.chat_relay = relay
     await relay.start()
     try:
@@ -149,6 +154,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.settings = settings
     app.state.rpc = None
     app.state.chat_relay = None
+    # Keeps nothing until the lifespan's relay feeds it users events (an app served without the
+    # lifespan asks the users service every time).
+    app.state.user_directory = UserDirectory(feed_live=lambda: False)
     app.state.avatar_store = AvatarStore(
         settings.media_root, max_bytes=settings.avatar_max_bytes, max_pixels=settings.avatar_max_pixels
     )

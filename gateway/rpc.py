@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import itertools
 import json
 import logging
 import uuid
@@ -27,6 +28,7 @@ from decimal import Decimal
 from typing import Any
 
 import aio_pika
+import aiormq
 from aio_pika.abc import (
     AbstractExchange,
     AbstractIncomingMessage,
@@ -41,6 +43,7 @@ CALL_ID_STACK_HEADER = "nameko.call_id_stack"
 REPLY_QUEUE_TEMPLATE = "rpc.reply-{}-{}"  # nameko's naming, so queues are recognisable in the broker
 CONTENT_TYPE = "application/json"
 CONTENT_ENCODING = "utf-8"
+NOT_PERSISTENT = 1  # AMQP delivery mode: a request lives only as long as its caller waits
 
 
 class RpcError(Exception):
@@ -139,14 +142,24 @@ def _json_object_hook(obj: dict[str, Any]) -> Any:
     return obj
 
 
+# Built once: json.dumps / json.loads with options construct a new encoder / decoder per call.
+_ENCODER = json.JSONEncoder(default=_json_default, ensure_ascii=False)
+_ENVELOPE_DECODER = json.JSONDecoder(object_hook=_json_object_hook)
+_ENVELOPE_KEY = '"__type__"'
+
+
 def dumps(payload: Any) -> bytes:
     """Encode ``payload`` as kombu's JSON serializer would."""
-    return json.dumps(payload, default=_json_default, ensure_ascii=False).encode(CONTENT_ENCODING)
+    return _ENCODER.encode(payload).encode(CONTENT_ENCODING)
 
 
 def loads(body: bytes) -> Any:
     """Decode a kombu JSON body, restoring the enveloped types."""
-    return json.loads(body.decode(CONTENT_ENCODING), object_hook=_json_object_hook)
+    text = body.decode(CONTENT_ENCODING)
+    # The services send plain JSON: only a body with an envelope key pays for a Python call per object.
+    if _ENVELOPE_KEY in text:
+        return _ENVELOPE_DECODER.decode(text)
+    return json.loads(text)
 
 
 # --- client --------------------------------------------------------------------------------------
@@ -187,6 +200,8 @@ class RpcClient:
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractRobustChannel | None = None
         self._exchange: AbstractExchange | None = None
+        # Correlation ids only have to be unique among this client's calls (its reply queue is its own).
+        self._correlation_ids = map(str, itertools.count(1))
         self._pending: dict[str, _Pending] = {}
         self._ready = asyncio.Event()
         self._closing = False
@@ -259,38 +274,48 @@ class RpcClient:
         routing_key = f"{service}.{method}"
         body = dumps({"args": list(args), "kwargs": kwargs})
 
-        correlation_id = uuid.uuid4().hex
+        correlation_id = next(self._correlation_ids)
         future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         pending = _Pending(future, service, method, call_id)
-        ids = _ids(pending)
         sent = False
         try:
             async with asyncio.timeout(timeout):
-                await self._wait_ready(pending)
+                if not self.connected:
+                    await self._wait_ready(pending)
                 # Registered only once connected, so a connection loss fails exactly the calls in flight.
                 self._pending[correlation_id] = pending
-                message = aio_pika.Message(
-                    body,
+                # The AMQP properties directly, not an aio_pika.Message converted into them per call.
+                properties = aiormq.spec.Basic.Properties(
                     content_type=CONTENT_TYPE,
                     content_encoding=CONTENT_ENCODING,
                     correlation_id=correlation_id,
                     message_id=correlation_id,
                     reply_to=self.reply_to,
                     headers={CALL_ID_STACK_HEADER: stack},
-                    delivery_mode=aio_pika.DeliveryMode.NOT_PERSISTENT,
+                    delivery_mode=NOT_PERSISTENT,
                     # A request still queued when its caller has given up is dropped, not executed.
-                    expiration=max(timeout, 0.001),
+                    expiration=str(int(max(timeout, 0.001) * 1000)),
                 )
-                assert self._exchange is not None
+                assert self._channel is not None
+                # Confirmed and mandatory, so a request no queue is bound for comes back (basic.return)
+                # and fails at once as ServiceUnavailable; aiormq reports returns only on a channel in
+                # confirm mode, and without them such a call would hang until its timeout.
                 try:
-                    await self._exchange.publish(message, routing_key, mandatory=True)
+                    channel = await self._channel.get_underlay_channel()
+                    await channel.basic_publish(
+                        body,
+                        exchange=self.exchange_name,
+                        routing_key=routing_key,
+                        properties=properties,
+                        mandatory=True,
+                    )
                 except PublishError:
-                    raise ServiceUnavailable(f"no service listens for {routing_key}", **ids) from None
+                    raise ServiceUnavailable(f"no service listens for {routing_key}", **_ids(pending)) from None
                 except DeliveryError as exc:
-                    raise RpcError(f"broker refused {routing_key}: {exc}", **ids) from exc
+                    raise RpcError(f"broker refused {routing_key}: {exc}", **_ids(pending)) from exc
                 except (AMQPError, OSError, RuntimeError) as exc:
                     raise BrokerUnavailable(
-                        f"broker connection lost while sending {routing_key}", **ids
+                        f"broker connection lost while sending {routing_key}", **_ids(pending)
                     ) from exc
                 sent = True
                 reply = await future
@@ -298,10 +323,10 @@ class RpcClient:
             if not sent and not self._ready.is_set():
                 log.warning("RPC %s not sent: broker unavailable for %ss (call id %s)", routing_key, timeout, call_id)
                 raise BrokerUnavailable(
-                    f"broker unavailable: {routing_key} not sent within {timeout} s", **ids
+                    f"broker unavailable: {routing_key} not sent within {timeout} s", **_ids(pending)
                 ) from None
             log.warning("RPC %s timed out after %ss (call id %s)", routing_key, timeout, call_id)
-            raise RpcTimeout(f"RPC {routing_key} timed out after {timeout} s", **ids) from None
+            raise RpcTimeout(f"RPC {routing_key} timed out after {timeout} s", **_ids(pending)) from None
         except RpcError as exc:
             log.warning("RPC %s failed: %s (call id %s)", routing_key, exc, call_id)
             raise

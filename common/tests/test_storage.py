@@ -7,6 +7,7 @@ import json
 import time
 import uuid
 
+import amqp
 import eventlet
 import pytest
 from kombu import Connection, Exchange, Queue
@@ -168,3 +169,87 @@ def test_room_events_carry_the_room_as_a_routing_header(probe, amqp_uri):
     (message,) = received
     assert json.loads(message.body)["room_id"] == room_a
     assert message.headers["room_id"] == room_a
+
+
+@pytest.fixture
+def amqp_traffic(monkeypatch) -> list[tuple[str, int, str | None]]:
+    """``("publish", connection, routing key)`` and ``("wait", connection, None)`` (a wait for incoming
+    frames, e.g. confirms) on every py-amqp connection opened from now on, in order. (py-amqp also polls
+    for a ``connection.blocked`` notice before each publish, without waiting: not listed.)"""
+    traffic: list[tuple[str, int, str | None]] = []
+    plain, confirmed = amqp.Channel.basic_publish, amqp.Channel.basic_publish_confirm
+    drain = amqp.Connection.drain_events
+
+    def routing_key_of(args, kwargs):
+        return kwargs["routing_key"] if "routing_key" in kwargs else args[2]
+
+    def publish(self, *args, **kwargs):
+        traffic.append(("publish", id(self.connection), routing_key_of(args, kwargs)))
+        return plain(self, *args, **kwargs)
+
+    def publish_confirm(self, *args, **kwargs):
+        traffic.append(("publish", id(self.connection), routing_key_of(args, kwargs)))
+        return confirmed(self, *args, **kwargs)
+
+    def drain_events(self, timeout=None, *args, **kwargs):
+        if timeout != 0:
+            traffic.append(("wait", id(self), None))
+        return drain(self, timeout, *args, **kwargs)
+
+    monkeypatch.setattr(amqp.Channel, "basic_publish", publish)
+    monkeypatch.setattr(amqp.Channel, "basic_publish_confirm", publish_confirm)
+    monkeypatch.setattr(amqp.Connection, "drain_events", drain_events)
+    return traffic
+
+
+def insert_outbox_rows(database_url, markers: list[str]) -> None:
+    engine = make_engine(database_url)
+    with engine.begin() as conn:
+        conn.execute(probe_outbox.insert(), [{"event_type": "probed", "payload": {"marker": m}} for m in markers])
+    engine.dispose()
+
+
+def pending_outbox_rows(database_url) -> int:
+    engine = make_engine(database_url)
+    with engine.connect() as conn:
+        count = conn.execute(text("SELECT count(*) FROM storage_probe.outbox")).scalar_one()
+    engine.dispose()
+    return count
+
+
+def test_the_relay_publishes_a_batch_then_waits_once_for_its_confirms(amqp_traffic, probe, probed_events, database_url):
+    markers = [uuid.uuid4().hex for _ in range(30)]
+    insert_outbox_rows(database_url, markers)  # one commit: the relay's next pass takes them as one batch
+    received: list[str] = []
+    deadline = time.monotonic() + 10
+    while len(received) < len(markers) and time.monotonic() < deadline:
+        received += [event["marker"] for event in probed_events(timeout=1)]
+    assert received == markers  # all of them, in outbox order
+
+    (relay_connection,) = {connection for kind, connection, key in amqp_traffic if key == "probed"}
+    on_it = [kind for kind, connection, _ in amqp_traffic if connection == relay_connection]
+    batch = on_it[on_it.index("publish") :]  # (opening the channel waits for the broker's answers too)
+    # nameko's publisher waited for each event's confirm before the next: publish, wait, publish, ...
+    assert batch[: len(markers) + 1] == ["publish"] * len(markers) + ["wait"]
+
+
+def test_a_batch_the_broker_refuses_stays_in_the_outbox_until_it_is_confirmed(probe, amqp_uri, database_url):
+    with Connection(amqp_uri) as connection:
+        # A queue that refuses everything: the broker nacks each event routed to it.
+        full = Queue(
+            "probe-full-" + uuid.uuid4().hex,
+            Exchange("storage_probe.events", type="topic", durable=True),
+            routing_key="probed",
+            queue_arguments={"x-max-length": 0, "x-overflow": "reject-publish"},
+        )(connection.default_channel)
+        full.declare()
+        try:
+            insert_outbox_rows(database_url, [uuid.uuid4().hex])
+            eventlet.sleep(1.0)  # several passes of the relay (every 0.2 s), each refused
+            assert pending_outbox_rows(database_url) == 1
+        finally:
+            full.delete()
+    deadline = time.monotonic() + 10
+    while pending_outbox_rows(database_url) and time.monotonic() < deadline:
+        eventlet.sleep(0.1)
+    assert pending_outbox_rows(database_url) == 0

@@ -34,6 +34,7 @@ import logging
 import uuid
 from collections import deque
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import aio_pika
@@ -44,7 +45,7 @@ from aio_pika.abc import (
     AbstractQueue,
 )
 
-from gateway.chat.authors import AuthorCache
+from gateway.users.directory import UserDirectory
 from gateway.chat.events import NEW, UPDATE, ChatEvent, canonical_id
 from gateway.rpc import RpcClient, RpcError, loads
 from gateway.settings import Settings
@@ -60,6 +61,8 @@ USER_EVENTS = ("user_deleted", "user_updated")
 BROKER_TIMEOUT = 5.0
 """Seconds a connection attempt or a (un)binding may take."""
 RECONNECT_MAX_DELAY = 30.0
+ACCESS_CHANGES_KEPT = 1024
+"""D12 changes remembered for the handshakes in progress; one that began before all of them re-checks."""
 
 
 class EndReason(enum.Enum):
@@ -92,6 +95,16 @@ class SubscriptionEnded(Exception):
 
 class RelayUnavailable(Exception):
     """The relay has no broker connection: no new subscriber can be served."""
+
+
+@dataclass(frozen=True)
+class AccessMark:
+    """Where a handshake began reading whether its user may follow a room (:meth:`ChatRelay.access_mark`)."""
+
+    changes: int
+    """How many D12 changes the relay had seen."""
+    at: float
+    """The loop time."""
 
 
 class Subscriber:
@@ -154,14 +167,18 @@ class ChatRelay:
     """See the module docstring. ``await start()``, then :meth:`subscribe` / :meth:`unsubscribe` from
     any task, ``await close()``."""
 
-    def __init__(self, settings: Settings, rpc: RpcClient | None) -> None:
+    def __init__(self, settings: Settings, rpc: RpcClient | None, users: UserDirectory | None = None) -> None:
         self.settings = settings
         self.rpc = rpc
-        self.authors = AuthorCache(rpc)
+        self.users = users if users is not None else UserDirectory(rpc)
+        """The process's user directory, which the users events keep current while connected."""
+        self.users.feed_live = lambda: self._connected
         self._rooms: dict[str, set[Subscriber]] = {}
         self._users: dict[str, set[Subscriber]] = {}
         self._bound: set[str] = set()
         self._room_seq: dict[str, int] = {}
+        self._access_changes = 0
+        self._access_log: deque[tuple[int, str | None, str | None]] = deque(maxlen=ACCESS_CHANGES_KEPT)
         self._lock = asyncio.Lock()  # serialises (un)bindings, so each room's binding follows its subscribers
         self._generation = 0  # bumped on every connection loss: a binding made on a dead queue is void
         self._queue: AbstractQueue | None = None
@@ -177,6 +194,11 @@ class ChatRelay:
     def connected(self) -> bool:
         """True while events flow (connected, queue consumed): new subscribers can be served."""
         return self._connected
+
+    @property
+    def authors(self) -> UserDirectory:
+        """The user directory, as the chat knows it: where the authors of ``new`` frames come from."""
+        return self.users
 
     @property
     def bound_rooms(self) -> frozenset[str]:
@@ -276,6 +298,32 @@ class ChatRelay:
             elif subscriber.user_id not in participants[subscriber.room_id]:
                 subscriber.end(EndReason.NOT_PARTICIPANT)
 
+    # --- handshakes ------------------------------------------------------------------------------
+
+    def access_mark(self) -> AccessMark:
+        """Taken before a handshake reads the user, the room and the participation. A D12 change
+        committed after those reads arrives as an event after the mark: it ends the subscriber once
+        registered, and before that shows in :meth:`access_changed`."""
+        return AccessMark(self._access_changes, asyncio.get_running_loop().time())
+
+    def access_changed(self, mark: AccessMark, room_id: str, user_id: str) -> bool:
+        """Whether, since ``mark``, ``room_id`` was deleted, ``user_id`` left it or went, or the broker
+        connection was lost (events may be missing); true as well when the mark is too old to tell."""
+        newer = self._access_changes - mark.changes
+        if newer > len(self._access_log):
+            return True
+        for number, room, user in reversed(self._access_log):
+            if number <= mark.changes:
+                break
+            if room in (None, room_id) and user in (None, user_id):
+                return True
+        return False
+
+    def _access_change(self, room_id: str | None, user_id: str | None) -> None:
+        """Remember a D12 change for the handshakes in progress (``None``: every room, every user)."""
+        self._access_changes += 1
+        self._access_log.append((self._access_changes, room_id, user_id))
+
     # --- bindings --------------------------------------------------------------------------------
 
     async def _bind_room(self, room_id: str) -> None:
@@ -338,6 +386,7 @@ class ChatRelay:
             connection.close_callbacks.add(on_close)
             try:
                 await self._declare(connection, on_close)
+                self.users.clear()  # what was read before the users events flowed may be stale already
                 self._connected = True
                 self._attempted.set()
                 delay = 1.0
@@ -383,6 +432,7 @@ class ChatRelay:
         self._bound.clear()
         self._room_seq.clear()
         self.authors.clear()
+        self._access_change(None, None)
         for subscriber in self.subscribers():
             subscriber.end(EndReason.RELAY_LOST)
 
@@ -443,10 +493,14 @@ class ChatRelay:
             return
         if kind == "room_deleted":
             room_id = canonical_id(payload.get("id"))
+            if room_id is not None:
+                self._access_change(room_id, None)
             for subscriber in tuple(self._rooms.get(room_id or "", ())):
                 subscriber.end(EndReason.ROOM_GONE)
         elif kind == "participant_left":
             room_id, user_id = canonical_id(payload.get("room_id")), canonical_id(payload.get("user_id"))
+            if room_id is not None and user_id is not None:
+                self._access_change(room_id, user_id)
             for subscriber in tuple(self._rooms.get(room_id or "", ())):
                 if subscriber.user_id == user_id:
                     subscriber.end(EndReason.NOT_PARTICIPANT)
@@ -458,14 +512,15 @@ class ChatRelay:
         if user_id is None:
             return
         if kind == "user_deleted":
-            self.authors.forget(user_id)
+            self.users.forget(user_id, payload.get("username"))
             gone = True
         elif kind == "user_updated":
-            self.authors.update(payload)
+            self.users.update(payload)
             gone = payload.get("is_active") is False
         else:
             return
         if gone:
+            self._access_change(None, user_id)
             for subscriber in tuple(self._users.get(user_id, ())):
                 subscriber.end(EndReason.USER_GONE)
 

@@ -4,9 +4,10 @@ C15, C16, D8, D9, D12).
 Handshake, in the contract's order, every refusal an HTTP 403 before the accept (a close before the
 accept, which uvicorn answers with 403): the ``Origin`` host name is allowed (D8); the ``JWT`` cookie
 names an active user (any token failure is anonymous, refused); the room exists (host username and
-slug, exact); the user participates (checked after subscribing to the room's events, see
+slug, exact); the user participates (one ``rooms.room_access`` call answers both; how D12 holds, see
 :mod:`gateway.chat.access`). When a service does not answer or the relay has no broker connection, the
-handshake gets HTTP 503 instead: nothing was refused, the client may retry.
+handshake gets HTTP 503 instead: nothing was refused, the client may retry. Its log line says how many
+RPCs it made (``rpc_calls``) and carries their call id.
 
 Once accepted, two tasks run: the receiver handles client frames in order (size, rate, format, the D12
 re-check, then the messages service), the sender writes the room's events. The sender sees its own
@@ -30,7 +31,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from gateway.auth import credentials
 from gateway.chat import frames
-from gateway.chat.access import AccessDenied, find_room, follow_room
+from gateway.chat.access import AccessDenied, HandshakeRpc, follow_room, user_by_email
 from gateway.chat.authors import AuthorCache
 from gateway.chat.catchup import CatchUp
 from gateway.chat.events import NEW, ChatEvent, canonical_id
@@ -74,12 +75,15 @@ async def chat_socket(websocket: WebSocket) -> None:
     rpc: RpcClient | None = getattr(state, "rpc", None)
     relay: ChatRelay | None = getattr(state, "chat_relay", None)
     host, slug = websocket.path_params["host"], websocket.path_params["slug"]
+    handshake: HandshakeRpc | None = None
     try:
         if rpc is None or relay is None:
             raise RelayUnavailable("the gateway is not started")
-        user, subscriber = await _admit(websocket, settings, rpc, relay, host, slug)
+        handshake = HandshakeRpc(rpc)
+        user, subscriber = await _admit(websocket, settings, handshake, relay, host, slug)
     except (Refused, AccessDenied) as exc:
-        log.info("chat socket refused (%s)", exc, extra={"host": host[:200], "slug": slug[:200]})
+        extra = {"host": host[:200], "slug": slug[:200], **_calls_of(handshake)}
+        log.info("chat socket refused (%s)", exc, extra=extra)
         await websocket.close()  # before the accept: HTTP 403
         return
     except RemoteError as exc:  # a service failed in a way it should not
@@ -96,28 +100,33 @@ async def chat_socket(websocket: WebSocket) -> None:
         return
     session = ChatSession(websocket, settings, rpc, relay, user, subscriber)
     try:
-        await session.run()
+        await session.run(_calls_of(handshake))
     finally:
         await relay.unsubscribe(subscriber)
 
 
 async def _admit(
-    websocket: WebSocket, settings: Settings, rpc: RpcClient, relay: ChatRelay, host: str, slug: str
+    websocket: WebSocket, settings: Settings, rpc: HandshakeRpc, relay: ChatRelay, host: str, slug: str
 ) -> tuple[credentials.UserRecord, Subscriber]:
     """§10.2 checks 1–4, in order."""
     if not origin_allowed(websocket.headers.get("origin"), settings.socket_origin_hosts):
         raise Refused("origin not allowed")
+    mark = relay.access_mark()  # before the first read (D12)
 
     async def find_user(email: str) -> credentials.UserRecord | None:
-        return await rpc.call("users", "get_by_email", email)  # type: ignore[no-any-return]
+        return await user_by_email(relay, rpc, email)
 
     authentication = await credentials.authenticate(
         credentials.cookie_token(websocket), secret=settings.jwt_secret, find_user=find_user
     )
     if authentication.user is None:
         raise Refused("anonymous")
-    room = await find_room(rpc, host, slug)
-    return authentication.user, await follow_room(relay, rpc, room, authentication.user)
+    return authentication.user, await follow_room(relay, rpc, host, slug, authentication.user, mark)
+
+
+def _calls_of(handshake: HandshakeRpc | None) -> dict[str, object]:
+    """The log fields of a handshake's RPCs."""
+    return {} if handshake is None else {"call_id": handshake.call_id, "rpc_calls": handshake.calls}
 
 
 async def _deny(websocket: WebSocket, status: int, text: str) -> None:
@@ -166,10 +175,12 @@ class ChatSession:
         self.subscriber = subscriber
         self.limiter = RateLimiter(settings.socket_rate, settings.socket_burst)
 
-    async def run(self) -> None:
-        """Accept, serve until either side ends, then close as the ending requires."""
+    async def run(self, handshake_log: dict[str, object] | None = None) -> None:
+        """Accept, serve until either side ends, then close as the ending requires. ``handshake_log``:
+        fields for the line that says the socket opened."""
         await self.websocket.accept()
-        log.info("chat socket opened", extra={"room_id": self.room_id, "user_id": self.user_id})
+        extra = {"room_id": self.room_id, "user_id": self.user_id, **(handshake_log or {})}
+        log.info("chat socket opened", extra=extra)
         receiver = asyncio.create_task(self._receive())
         sender = asyncio.create_task(self._send())
         ended = asyncio.create_task(self._ended())  # the sender may be stuck writing to a slow client

@@ -16,7 +16,7 @@ from collections.abc import AsyncGenerator
 import strawberry
 from strawberry.types import Info
 
-from gateway.chat.access import AccessDenied, find_room, follow_room
+from gateway.chat.access import AccessDenied, HandshakeRpc, follow_room
 from gateway.chat.events import DELETE
 from gateway.chat.graphql_ws import connection_token
 from gateway.chat.relay import (
@@ -85,12 +85,13 @@ class ChatSubscription:
             avatar_store=context.avatar_store,
             token=connection_token(connection),
         )
+        mark = relay.access_mark() if relay is not None else None  # before the first read (D12)
         user = await caller.require_user()
-        if relay is None or rpc is None:
+        if relay is None or rpc is None or mark is None:
             raise errors.GatewayError(errors.SERVICE_UNAVAILABLE, errors.INTERNAL_SERVER_ERROR)
         try:
-            room = await find_room(rpc, host_slug, room_slug)
-            subscriber = await follow_room(relay, rpc, room, user)
+            handshake = HandshakeRpc(rpc, caller.call_id_stack)
+            subscriber = await follow_room(relay, handshake, host_slug, room_slug, user, mark)
         except AccessDenied as exc:
             raise ending_error(exc.reason) from None
         except RelayUnavailable:

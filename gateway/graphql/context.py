@@ -1,27 +1,34 @@
-"""The per-request GraphQL context: settings, the RPC client, the connection, the caller (resolved
-lazily, once), per-request DataLoaders, the call id sent to services, and the cookies the response
-must carry."""
+"""The per-request GraphQL context: settings, the RPC client, the process's user directory, the
+connection, the caller (resolved lazily, once), per-request DataLoaders, the call id sent to services,
+and the cookies the response must carry."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from starlette.requests import HTTPConnection
+from strawberry.dataloader import DataLoader
 
 from gateway.auth import cookies, credentials
 from gateway.auth.credentials import Authentication, UserRecord
 from gateway.auth.tokens import IssuedToken
 from gateway.graphql import errors
+from gateway.graphql.loading import NOT_LOADED
 from gateway.media import AvatarStore
 from gateway.proxy import client_address, is_secure
 from gateway.rpc import RpcClient, RpcError
 from gateway.settings import Settings
+from gateway.users.directory import UserDirectory
 
 LoaderT = TypeVar("LoaderT")
+
+
+def _never() -> bool:
+    return False
 
 
 def new_call_id() -> str:
@@ -50,11 +57,17 @@ class GraphQLContext:
         call_id: str | None = None,
         token: str | None = None,
         token_from_connection: bool = True,
+        users: UserDirectory | None = None,
     ) -> None:
         """``token`` overrides the connection's credential (e.g. a subscription's ``connection_init``);
-        with ``token_from_connection`` the header/cookie of ``connection`` is used when it is ``None``."""
+        with ``token_from_connection`` the header/cookie of ``connection`` is used when it is ``None``.
+        ``users`` is the user directory (default: the app's); without one every lookup asks the users
+        service."""
         self.settings = settings
         self._rpc = rpc
+        if users is None and "app" in connection.scope:
+            users = getattr(connection.app.state, "user_directory", None)
+        self.users = users if users is not None else UserDirectory(rpc, feed_live=_never)
         self.request = connection
         self.avatar_store = avatar_store
         self.call_id = call_id or new_call_id()
@@ -90,6 +103,24 @@ class GraphQLContext:
         if loader is None:
             loader = self._loaders[factory] = factory(self)
         return loader
+
+    def loaded(self, factory: Callable[[GraphQLContext], DataLoader[Any, Any]], key: Any) -> Any:
+        """What the request's DataLoader made by ``factory`` already holds for ``key`` (primed, or loaded
+        earlier in the request), else :data:`~gateway.graphql.loading.NOT_LOADED`; lets a field whose
+        data is in hand resolve without awaiting a DataLoader future."""
+        future = self.loader(factory).cache_map.get(key)
+        if future is None or not future.done() or future.cancelled() or future.exception() is not None:
+            return NOT_LOADED  # a failed load is left to ``load``, which raises it
+        return future.result()
+
+    def load_missing(
+        self, factory: Callable[[GraphQLContext], DataLoader[Any, Any]], keys: Iterable[Any]
+    ) -> Awaitable[Any] | None:
+        """Start loading, in one batch, those of ``keys`` the DataLoader made by ``factory`` does not
+        hold yet, and return that load to await (after which :meth:`loaded` answers for every key);
+        ``None`` when it holds them all, so data in hand costs no DataLoader round."""
+        missing = [key for key in keys if self.loaded(factory, key) is NOT_LOADED]
+        return self.loader(factory).load_many(missing) if missing else None
 
     # --- the caller ------------------------------------------------------------------------------
 
@@ -129,12 +160,18 @@ class GraphQLContext:
             raise errors.login_required()
         return user
 
-    async def find_user_by_email(self, email: str) -> UserRecord | None:
-        """The user with this email (case-insensitive, D1), ``None`` when there is none."""
-        user = await self.call("users", "get_by_email", email)
+    async def find_user_by_email(self, email: str, *, fresh: bool = False) -> UserRecord | None:
+        """The user with this email (case-insensitive, D1), ``None`` when there is none; from the user
+        directory unless ``fresh``."""
+        user = await self.users.viewer_by_email(email, lambda: self.call("users", "get_by_email", email), fresh=fresh)
         if user is not None:
             self.prime_user(user)
-        return user  # type: ignore[no-any-return]
+        return user
+
+    async def user_by_username(self, username: str) -> UserRecord:
+        """The public record of the user with exactly this username, from the user directory; ``User not
+        found`` (``NOT_FOUND``) when there is none."""
+        return await self.users.user_by_username(username, lambda: self.call("users", "get_by_username", username))
 
     def prime_user(self, user: UserRecord) -> None:
         """Let the users DataLoader answer for ``user`` without another RPC."""

@@ -1,11 +1,13 @@
 """The contract's scalars (§2.3): ``UUID``, ``DateTime``, ``GenericScalar`` and ``Upload``.
 
-Annotate fields with ``uuid.UUID``, ``datetime.datetime``, :data:`GenericScalar` and :data:`Upload`;
+Annotate fields with ``uuid.UUID`` and ``datetime.datetime`` (:data:`CanonicalUUID` and
+:data:`CanonicalDateTime` for values read from the services), :data:`GenericScalar` and :data:`Upload`;
 :data:`SCALAR_MAP` (passed to the schema config) gives them these names and behaviours.
 """
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime
 from typing import Any, NewType
@@ -18,16 +20,49 @@ from strawberry.types.scalar import ScalarDefinition
 GenericScalar = NewType("GenericScalar", object)
 """Any JSON value (the token ``payload``)."""
 
-__all__ = ["SCALAR_MAP", "GenericScalar", "Upload", "normalize_uuid"]
+CanonicalUUID = NewType("CanonicalUUID", str)
+"""A ``UUID`` field holding the canonical string the services send (see :func:`normalize_uuid`), so an
+id goes out as it came in, without a ``uuid.UUID`` made and printed for every row."""
+
+CanonicalDateTime = NewType("CanonicalDateTime", str)
+"""A ``DateTime`` field holding the string the services send: ``isoformat()`` of a UTC value, already
+the wire form (§2.3), so it goes out without being parsed and printed again."""
+
+__all__ = [
+    "SCALAR_MAP",
+    "CanonicalDateTime",
+    "CanonicalUUID",
+    "GenericScalar",
+    "Upload",
+    "canonical_uuid",
+    "normalize_uuid",
+]
+
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_CANONICAL_DATETIME = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.(?!000000)[0-9]{6})?\+00:00"
+)
+"""What ``isoformat()`` prints for an aware UTC value (no fraction when the microseconds are 0)."""
 
 
 def normalize_uuid(value: Any) -> str:
-    """The canonical lowercase hyphenated form of a UUID given in any form ``uuid.UUID`` accepts."""
+    """The canonical lowercase hyphenated form of a UUID given in any form ``uuid.UUID`` accepts;
+    ``ValueError`` (or ``TypeError``) for anything else."""
+    # The canonical form is what uuid.UUID would print back, so it passes as it is: ids from the
+    # services are always in it, and this runs for every id of every response.
+    if value.__class__ is str and _CANONICAL_UUID.fullmatch(value):
+        return value  # type: ignore[no-any-return]
     return str(value if isinstance(value, uuid.UUID) else uuid.UUID(str(value)))
 
 
-def _serialize_uuid(value: Any) -> str:
-    return normalize_uuid(value)
+def canonical_uuid(value: Any) -> str | None:
+    """:func:`normalize_uuid` of a string, ``None`` when it is not a UUID (or not a string)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return normalize_uuid(value)
+    except ValueError:
+        return None
 
 
 def _parse_uuid_value(value: Any) -> uuid.UUID:
@@ -49,6 +84,8 @@ def _parse_uuid_literal(node: ValueNode, _variables: Any = None) -> Any:
 
 
 def _serialize_datetime(value: Any) -> str:
+    if value.__class__ is str and _CANONICAL_DATETIME.fullmatch(value):
+        return value  # type: ignore[no-any-return]
     moment: datetime = datetime.fromisoformat(value) if isinstance(value, str) else value
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
@@ -78,7 +115,7 @@ UUIDDefinition: ScalarDefinition = strawberry.scalar(
         "Leverages the internal Python implementation of UUID (uuid.UUID) to provide native UUID objects\n"
         "in fields, resolvers and input."
     ),
-    serialize=_serialize_uuid,
+    serialize=normalize_uuid,
     parse_value=_parse_uuid_value,
     parse_literal=_parse_uuid_literal,
 )
@@ -119,6 +156,8 @@ UploadDefinition: ScalarDefinition = strawberry.scalar(
 
 SCALAR_MAP: dict[object, ScalarDefinition] = {
     uuid.UUID: UUIDDefinition,
+    CanonicalUUID: UUIDDefinition,
+    CanonicalDateTime: DateTimeDefinition,
     datetime: DateTimeDefinition,
     GenericScalar: GenericScalarDefinition,
     Upload: UploadDefinition,

@@ -13,7 +13,6 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import ValidationCache
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
@@ -22,8 +21,9 @@ from gateway.auth.credentials import protect_root_fields
 from gateway.chat.subscriptions import ChatSubscription
 from gateway.graphql.compat import LegacyWording
 from gateway.graphql.errors import ErrorCodes
+from gateway.graphql.execution import GatewayExecutor
 from gateway.graphql.limits import limit_extensions
-from gateway.graphql.parsing import CachedParser
+from gateway.graphql.parsing import CachedParser, CachedValidation, ValidationResults
 from gateway.graphql.scalars import SCALAR_MAP
 from gateway.messages.mutations import MessagesMutation
 from gateway.messages.queries import MessagesQuery
@@ -38,8 +38,6 @@ log = logging.getLogger("gateway.graphql")
 QUERY_TYPES: tuple[type, ...] = (UsersQuery, RoomsQuery, MessagesQuery)
 MUTATION_TYPES: tuple[type, ...] = (UsersMutation, RoomsMutation, MessagesMutation)
 SUBSCRIPTION_TYPES: tuple[type, ...] = (ChatSubscription,)
-
-VALIDATION_CACHE_SIZE = 256
 
 
 class GatewaySchema(strawberry.Schema):
@@ -62,6 +60,7 @@ def build_schema(settings: Settings) -> GatewaySchema:
     query = protect_root_fields(_merge("Query", QUERY_TYPES))
     mutation = protect_root_fields(_merge("Mutation", MUTATION_TYPES)) if MUTATION_TYPES else None
     subscription = _merge("Subscription", SUBSCRIPTION_TYPES) if SUBSCRIPTION_TYPES else None
+    validation_results = ValidationResults()  # this schema's: its limits are part of what is cached
     extensions: list[Any] = [
         *limit_extensions(
             max_depth=settings.max_depth,
@@ -72,7 +71,7 @@ def build_schema(settings: Settings) -> GatewaySchema:
         ),
         LegacyWording,
         CachedParser,
-        lambda: ValidationCache(maxsize=VALIDATION_CACHE_SIZE),
+        lambda: CachedValidation(validation_results),
         ErrorCodes,
     ]
     return GatewaySchema(
@@ -80,6 +79,7 @@ def build_schema(settings: Settings) -> GatewaySchema:
         mutation=mutation,
         subscription=subscription,
         extensions=extensions,
+        execution_context_class=GatewayExecutor,
         config=StrawberryConfig(
             scalar_map=SCALAR_MAP,
             # Suggestions reveal field names; keep them only where introspection is allowed anyway.

@@ -102,9 +102,14 @@ class GraphQLRequest:
     document_operation_name: str | None = None  # the executed operation's own name, for the log
 
 
+# Bodies are trees of plain values (graphql-core's results, our error dicts), never cyclic: skipping
+# the cycle check takes about a third off encoding a large response.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False)
+
+
 def json_response(body: dict[str, Any], status: int, headers: dict[str, str] | None = None) -> Response:
     """A compact JSON response."""
-    content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    content = _ENCODER.encode(body).encode("utf-8")
     return Response(content, status_code=status, media_type="application/json", headers=headers)
 
 

@@ -6,24 +6,25 @@ never one per row.
   :func:`~gateway.users.loaders.user_loader`.
 
 :func:`prepare_messages` makes a list ready: it loads the rooms of every message at once (one
-``rooms.get_many``, nothing when they are primed), their participant ids and topics when the operation
-selects them, then every author, host and participant in one ``users.get_many``, and drops the messages
-whose author, room or room host is gone (a deletion cascade still in flight, §6.2). The field resolvers
-then find everything cached, so a list of 50 messages costs the same calls as a list of 5.
+``rooms.get_many``, nothing when they are primed), with their participant ids and topics when the
+operation selects them (the rooms service's ``include``, no call of their own), then every author, host
+and participant in one ``users.get_many``, and drops the messages whose author, room or room host is
+gone (a deletion cascade still in flight, §6.2); its work grows with the distinct rooms and users,
+not with the messages. The field resolvers then find everything cached and resolve without awaiting,
+so a list of 50 messages costs the same calls as a list of 5.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from strawberry.dataloader import DataLoader
 from strawberry.types.nodes import SelectedField, Selection
 
+from gateway.graphql.loading import UuidKeyCache, load_all
 from gateway.graphql.scalars import normalize_uuid
-from gateway.rooms.loaders import participant_ids_loader, room_loader, topic_loader
+from gateway.rooms.loaders import RoomNeeds, load_rooms, participant_ids_loader, topic_loader
 from gateway.users.loaders import user_loader
 
 if TYPE_CHECKING:
@@ -42,23 +43,10 @@ def message_loader(context: GraphQLContext) -> MessageLoader:
     async def batch(ids: Sequence[str]) -> list[MessageRecord | None]:
         return list(await context.call("messages", "get_many", [normalize_uuid(i) for i in ids]))
 
-    return DataLoader(load_fn=batch, cache_key_fn=normalize_uuid)
-
-
-def prime_message(context: GraphQLContext, record: MessageRecord) -> None:
-    """Let the messages DataLoader answer for ``record`` without another RPC."""
-    context.loader(message_loader).prime(record["id"], record)
+    return DataLoader(load_fn=batch, cache_map=UuidKeyCache())
 
 
 # --- what an operation selects ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RoomNeeds:
-    """What the operation selects on the messages' rooms, so only that is fetched."""
-
-    participants: bool = False
-    topics: bool = False
 
 
 def _fields(selections: Iterable[Selection]) -> Iterator[SelectedField]:
@@ -97,32 +85,28 @@ async def prepare_messages(
     messages = list(records)
     if not messages:
         return []
-    for record in messages:
-        prime_message(context, record)
-    room_ids = _unique(message["room_id"] for message in messages)
-    rooms = [room for room in await context.loader(room_loader).load_many(room_ids) if room is not None]
-    pending: list[Any] = []
-    if needs.participants and rooms:
-        pending.append(context.loader(participant_ids_loader).load_many([room["id"] for room in rooms]))
-    if needs.topics and rooms:
-        pending.append(context.loader(topic_loader).load_many([room["topic_id"] for room in rooms]))
-    results = await asyncio.gather(*pending)
-    member_lists: list[list[str]] = results[0] if needs.participants and rooms else []
-    user_ids = [
-        *(message["user_id"] for message in messages),
-        *(room["host_id"] for room in rooms),
-        *(user for members in member_lists for user in members),
-    ]
-    users = await context.loader(user_loader).load_many(_unique(user_ids))
-    found = {normalize_uuid(user["id"]) for user in users if user is not None}
-    live_rooms = {normalize_uuid(room["id"]) for room in rooms if normalize_uuid(room["host_id"]) in found}
-    return [
-        message
-        for message in messages
-        if normalize_uuid(message["user_id"]) in found and normalize_uuid(message["room_id"]) in live_rooms
-    ]
+    # Each distinct room and author once: a room's 200 messages have one room and a few authors.
+    room_keys = list(dict.fromkeys(message["room_id"] for message in messages))
+    author_keys = list(dict.fromkeys(message["user_id"] for message in messages))
+    room_records = await load_rooms(context, room_keys, needs)
+    rooms = [room for room in room_records if room is not None]
+    await load_all(
+        context.load_missing(participant_ids_loader, [room["id"] for room in rooms]) if needs.participants else None,
+        context.load_missing(topic_loader, [room["topic_id"] for room in rooms]) if needs.topics else None,
+    )
+    user_ids = [*author_keys, *(room["host_id"] for room in rooms)]
+    if needs.participants:
+        user_ids += [user for room in rooms for user in context.loaded(participant_ids_loader, room["id"])]
+    await load_all(context.load_missing(user_loader, _unique(user_ids)))
+    live_rooms = {
+        key
+        for key, room in zip(room_keys, room_records, strict=True)
+        if room is not None and context.loaded(user_loader, room["host_id"]) is not None
+    }
+    live_authors = {key for key in author_keys if context.loaded(user_loader, key) is not None}
+    return [message for message in messages if message["room_id"] in live_rooms and message["user_id"] in live_authors]
 
 
 def _unique(ids: Iterable[str]) -> list[str]:
     """The ids once each, canonical, first occurrence first."""
-    return list(dict.fromkeys(normalize_uuid(i) for i in ids))
+    return list(dict.fromkeys(normalize_uuid(i) for i in dict.fromkeys(ids)))

@@ -2,7 +2,9 @@
 
 Host and user slugs are usernames, resolved with ``users.get_by_username``. Every message list goes
 through :func:`gateway.messages.loaders.prepare_messages`, which batches authors and rooms and leaves out
-messages whose author or room is gone.
+messages whose author or room is gone. The rooms are read with the participant ids and topic the
+operation selects of them (:func:`gateway.messages.loaders.room_needs`), so those cost no call of their
+own.
 """
 
 from __future__ import annotations
@@ -29,23 +31,31 @@ def _value(argument: Any) -> Any:
     return None if argument is strawberry.UNSET else argument
 
 
-async def _messages(info: Context, records: list[dict[str, Any]]) -> list[MessageType | None]:
-    needs = loaders.room_needs(loaders.subfields(info.selected_fields))
-    ready = await loaders.prepare_messages(info.context, records, needs)
+def _room_needs(info: Context) -> loaders.RoomNeeds:
+    """What the operation selects of its messages' rooms."""
+    return loaders.room_needs(loaders.subfields(info.selected_fields))
+
+
+async def _messages(
+    context: GraphQLContext, records: list[dict[str, Any]], needs: loaders.RoomNeeds
+) -> list[MessageType | None]:
+    ready = await loaders.prepare_messages(context, records, needs)
     return [MessageType.from_record(record) for record in ready]
 
 
-async def _room(context: GraphQLContext, host_slug: str, room_slug: str) -> dict[str, Any]:
+async def _room(context: GraphQLContext, host_slug: str, room_slug: str, needs: loaders.RoomNeeds) -> dict[str, Any]:
     """The room of this host username and slug (both exact), else ``Room not found`` (``NOT_FOUND``),
-    also when the host is unknown."""
+    also when the host is unknown; with the participant ids and topic ``needs`` asks for."""
     try:
-        host = await context.call("users", "get_by_username", host_slug)
+        host = await context.user_by_username(host_slug)
     except errors.GatewayError as exc:
         if exc.code == errors.NOT_FOUND:
             raise errors.GatewayError(ROOM_NOT_FOUND, errors.NOT_FOUND) from None
         raise
     context.prime_user(host)
-    record: dict[str, Any] = await context.call("rooms", "get_room_by_host_slug", str(host["id"]), room_slug)
+    record: dict[str, Any] = await context.call(
+        "rooms", "get_room_by_host_slug", str(host["id"]), room_slug, **needs.include()
+    )
     prime_room(context, record)
     return record
 
@@ -71,7 +81,8 @@ class MessagesQuery:
         last, before = _value(last), _value(before)
         check_non_negative(last=last)
         cap = context.settings.list_cap
-        room = await _room(context, host_slug, room_slug)
+        needs = _room_needs(info)
+        room = await _room(context, host_slug, room_slug, needs)
         limit = clamp(last, cap)
         if limit == 0 and before is None:
             return []
@@ -83,7 +94,7 @@ class MessagesQuery:
             before=None if before is None else str(before),
             cap=cap,
         )
-        return await _messages(info, records)
+        return await _messages(context, records, needs)
 
     @strawberry.field(description="A user's messages in every room, newest first.")
     async def messages_by_user(
@@ -98,11 +109,11 @@ class MessagesQuery:
         context = info.context
         cap = context.settings.list_cap
         window = page(_value(first), _value(offset), cap)
-        user = await context.call("users", "get_by_username", user_slug)
+        user = await context.user_by_username(user_slug)
         context.prime_user(user)
         if window.first == 0:
             return []
         records = await context.call(
             "messages", "messages_by_user", str(user["id"]), first=window.first, offset=window.offset, cap=cap
         )
-        return await _messages(info, records)
+        return await _messages(context, records, _room_needs(info))

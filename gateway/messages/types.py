@@ -2,13 +2,13 @@
 
 A :class:`MessageType` is built from a messages-service record (:meth:`MessageType.from_record`); its
 ``user`` and ``room`` are resolved through the request's DataLoaders, which
-:func:`gateway.messages.loaders.prepare_messages` has filled for the whole list beforehand.
+:func:`gateway.messages.loaders.prepare_messages` has filled for the whole list beforehand, so they are
+answered from what is loaded (:func:`~gateway.graphql.execution.in_hand`) without a resolver call or a
+DataLoader future per row; the resolvers load what is not (a subscription's message, for one).
 """
 
 from __future__ import annotations
 
-import uuid
-from datetime import datetime
 from typing import Any
 
 import strawberry
@@ -16,6 +16,9 @@ from strawberry.types import Info
 
 from gateway.graphql import errors
 from gateway.graphql.context import GraphQLContext
+from gateway.graphql.execution import in_hand
+from gateway.graphql.loading import NOT_LOADED
+from gateway.graphql.scalars import CanonicalDateTime, CanonicalUUID
 from gateway.rooms.loaders import room_loader
 from gateway.rooms.types import RoomType
 from gateway.users.loaders import user_loader
@@ -29,13 +32,27 @@ def message_not_found() -> errors.GatewayError:
     return errors.GatewayError(MESSAGE_NOT_FOUND, errors.NOT_FOUND)
 
 
+# What a message's ``user`` and ``room`` are when a message list has loaded them
+# (gateway.graphql.execution.in_hand); NOT_LOADED leaves them to their resolvers.
+
+
+def _author_in_hand(message: MessageType, context: GraphQLContext) -> UserType | Any:
+    record = context.loaded(user_loader, message.user_id)
+    return NOT_LOADED if record is None or record is NOT_LOADED else UserType.from_record(record)
+
+
+def _room_in_hand(message: MessageType, context: GraphQLContext) -> RoomType | Any:
+    record = context.loaded(room_loader, message.room_id)
+    return NOT_LOADED if record is None or record is NOT_LOADED else RoomType.from_record(record)
+
+
 @strawberry.type(name="MessageType", description="A chat message of a room.")
 class MessageType:
     """A message; ``user`` and ``room`` come from the request's DataLoaders."""
 
-    id: uuid.UUID = strawberry.field(description="The message's id (UUID4).")
+    id: CanonicalUUID = strawberry.field(description="The message's id (UUID4).")
 
-    @strawberry.field(description="The author.")
+    @strawberry.field(description="The author.", metadata=in_hand(_author_in_hand))
     async def user(self, info: Info[GraphQLContext, None]) -> UserType:
         """Never null: messages whose author is gone are left out before they get here (§6.2
         deleteAccount); should one slip through (deleted mid-request), it reads as ``Message not found``."""
@@ -44,7 +61,7 @@ class MessageType:
             raise message_not_found()
         return UserType.from_record(record)
 
-    @strawberry.field(description="The room the message was posted in.")
+    @strawberry.field(description="The room the message was posted in.", metadata=in_hand(_room_in_hand))
     async def room(self, info: Info[GraphQLContext, None]) -> RoomType:
         """Never null: messages of deleted rooms are left out before they get here; should one slip
         through (deleted mid-request), it reads as ``Message not found``."""
@@ -55,8 +72,8 @@ class MessageType:
 
     body: str = strawberry.field(description="The text as sent (not trimmed), at most 500 characters.")
     edited: bool = strawberry.field(description="True once an edit changed the body (C6).")
-    updated: datetime = strawberry.field(description="When the body last changed (creation time until then).")
-    created: datetime = strawberry.field(description="When the message was posted.")
+    updated: CanonicalDateTime = strawberry.field(description="When the body last changed (creation time until then).")
+    created: CanonicalDateTime = strawberry.field(description="When the message was posted.")
     seq: int = strawberry.field(description="The room's sequence number of the message's last change (B7a).")
     user_id: strawberry.Private[str]
     room_id: strawberry.Private[str]
@@ -66,11 +83,11 @@ class MessageType:
         """Build from a messages-service record ``{"id", "room_id", "user_id", "body", "edited",
         "created", "updated", "seq"}`` (``user_id`` and ``room_id`` stay private)."""
         return cls(
-            id=uuid.UUID(str(record["id"])),
+            id=record["id"],
             body=record["body"],
             edited=bool(record["edited"]),
-            updated=datetime.fromisoformat(record["updated"]),
-            created=datetime.fromisoformat(record["created"]),
+            updated=record["updated"],
+            created=record["created"],
             seq=int(record["seq"]),
             user_id=str(record["user_id"]),
             room_id=str(record["room_id"]),

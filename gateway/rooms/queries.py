@@ -1,9 +1,11 @@
 """Query fields of the rooms domain: ``rooms``, ``roomsParticipatedByUser``, ``roomsNotParticipatedByUser``,
 ``room`` and ``topics`` (§5, B2).
 
-Host and user slugs are usernames, resolved with ``users.get_by_username``. Every room list goes through
-:func:`gateway.rooms.loaders.prepare_rooms`, which batches hosts, topics and participants and leaves out
-rooms whose host is gone.
+Host and user slugs are usernames, resolved with ``users.get_by_username``. Every room read asks the
+rooms service for the participant ids and topic of each room when the operation selects them
+(:class:`~gateway.rooms.loaders.RoomNeeds`), then goes through
+:func:`gateway.rooms.loaders.prepare_rooms`, which batches the hosts and participants in one
+``users.get_many`` and leaves out rooms whose host is gone.
 """
 
 from __future__ import annotations
@@ -61,17 +63,22 @@ def _room_fields(info: Context) -> set[str]:
     return _child_fields(child for field in info.selected_fields for child in field.selections)
 
 
-async def _rooms(info: Context, records: list[dict[str, Any]]) -> list[RoomType | None]:
+def _room_needs(info: Context) -> loaders.RoomNeeds:
+    """What the operation selects of its rooms' participants and topic."""
     selected = _room_fields(info)
-    ready = await loaders.prepare_rooms(
-        info.context, records, participants="participants" in selected, topics="topic" in selected
-    )
+    return loaders.RoomNeeds(participants="participants" in selected, topics="topic" in selected)
+
+
+async def _rooms(
+    context: GraphQLContext, records: list[dict[str, Any]], needs: loaders.RoomNeeds
+) -> list[RoomType | None]:
+    ready = await loaders.prepare_rooms(context, records, participants=needs.participants, topics=needs.topics)
     return [RoomType.from_record(record) for record in ready]
 
 
 async def _user_id(context: GraphQLContext, username: str) -> str:
     """The id of the user with exactly this username; ``User not found`` (``NOT_FOUND``) otherwise."""
-    user = await context.call("users", "get_by_username", username)
+    user = await context.user_by_username(username)
     context.prime_user(user)
     return str(user["id"])
 
@@ -84,8 +91,11 @@ async def _user_rooms(info: Context, method: str, user_slug: str, first: Any, of
     user_id = await _user_id(context, user_slug)
     if window.first == 0:
         return []
-    records = await context.call("rooms", method, user_id, first=window.first, offset=window.offset)
-    return await _rooms(info, records)
+    needs = _room_needs(info)
+    records = await context.call(
+        "rooms", method, user_id, first=window.first, offset=window.offset, **needs.include()
+    )
+    return await _rooms(context, records, needs)
 
 
 @strawberry.type
@@ -119,6 +129,7 @@ class RoomsQuery:
                 return []
         if window.first == 0:
             return []
+        needs = _room_needs(info)
         records = await context.call(
             "rooms",
             "list_rooms",
@@ -127,8 +138,9 @@ class RoomsQuery:
             topics=_topic_names(topic),
             first=window.first,
             offset=window.offset,
+            **needs.include(),
         )
-        return await _rooms(info, records)
+        return await _rooms(context, records, needs)
 
     @strawberry.field(description="Rooms the user participates in; most participants first.")
     async def rooms_participated_by_user(
@@ -164,8 +176,9 @@ class RoomsQuery:
             if exc.code == errors.NOT_FOUND:
                 raise errors.GatewayError(ROOM_NOT_FOUND, errors.NOT_FOUND) from None
             raise
-        record = await context.call("rooms", "get_room_by_host_slug", host_id, room_slug)
-        (room,) = await _rooms(info, [record]) or [None]
+        needs = _room_needs(info)
+        record = await context.call("rooms", "get_room_by_host_slug", host_id, room_slug, **needs.include())
+        (room,) = await _rooms(context, [record], needs) or [None]
         if room is None:
             raise errors.GatewayError(ROOM_NOT_FOUND, errors.NOT_FOUND)
         return room

@@ -2,13 +2,13 @@
 
 A :class:`RoomType` is built from a rooms-service record (:meth:`RoomType.from_record`); its ``host``,
 ``topic`` and ``participants`` are resolved through the request's DataLoaders (:mod:`gateway.rooms.loaders`),
-so a list of any length costs one batched call per entity.
+so a list of any length costs one batched call per entity. Room lists load all of it before their rows
+are resolved, so those fields are answered from what is loaded (:func:`~gateway.graphql.execution.in_hand`),
+without a resolver call or a DataLoader future per row and field; the resolvers load what is not.
 """
 
 from __future__ import annotations
 
-import uuid
-from datetime import datetime
 from typing import Any
 
 import strawberry
@@ -16,6 +16,9 @@ from strawberry.types import Info
 
 from gateway.graphql import errors
 from gateway.graphql.context import GraphQLContext
+from gateway.graphql.execution import in_hand
+from gateway.graphql.loading import NOT_LOADED
+from gateway.graphql.scalars import CanonicalDateTime, CanonicalUUID
 from gateway.rooms import loaders
 from gateway.users.types import UserType
 
@@ -35,15 +38,34 @@ class TopicType:
         return cls(id=strawberry.ID(str(record["id"])), name=record["name"])
 
 
+# What a room's ``host``, ``topic`` and ``participants`` are when a room list has loaded them
+# (gateway.graphql.execution.in_hand); NOT_LOADED leaves them to their resolvers.
+
+
+def _host_in_hand(room: RoomType, context: GraphQLContext) -> UserType | Any:
+    record = context.loaded(loaders.user_loader, room.host_id)
+    return NOT_LOADED if record is None or record is NOT_LOADED else UserType.from_record(record)
+
+
+def _topic_in_hand(room: RoomType, context: GraphQLContext) -> TopicType | Any:
+    record = context.loaded(loaders.topic_loader, room.topic_id)
+    return NOT_LOADED if record is None or record is NOT_LOADED else TopicType.from_record(record)
+
+
+def _participants_in_hand(room: RoomType, context: GraphQLContext) -> list[UserType] | Any:
+    records = loaders.participants_in_hand(context, room.id)
+    return records if records is NOT_LOADED else [UserType.from_record(record) for record in records]
+
+
 @strawberry.type(name="RoomType", description="A chat room, hosted by a user under a topic.")
 class RoomType:
     """A room; ``host``, ``topic`` and ``participants`` come from the request's DataLoaders."""
 
-    id: uuid.UUID = strawberry.field(description="The room's id (UUID4).")
+    id: CanonicalUUID = strawberry.field(description="The room's id (UUID4).")
     name: str = strawberry.field(description="Unique per host; never changes.")
     slug: str = strawberry.field(description="From the name at creation, unique per host; used in room URLs.")
 
-    @strawberry.field(description="The user hosting the room.")
+    @strawberry.field(description="The user hosting the room.", metadata=in_hand(_host_in_hand))
     async def host(self, info: Info[GraphQLContext, None]) -> UserType:
         """Never null: rooms whose host is gone are left out before they get here (§6.2 deleteAccount);
         should one slip through (the account deleted mid-request), it reads as ``Room not found``."""
@@ -52,7 +74,7 @@ class RoomType:
             raise errors.GatewayError(ROOM_NOT_FOUND, errors.NOT_FOUND)
         return UserType.from_record(record)
 
-    @strawberry.field(description="The room's topic.")
+    @strawberry.field(description="The room's topic.", metadata=in_hand(_topic_in_hand))
     async def topic(self, info: Info[GraphQLContext, None]) -> TopicType:
         """Topics are never deleted, so every room's topic exists."""
         record = await info.context.loader(loaders.topic_loader).load(self.topic_id)
@@ -62,15 +84,17 @@ class RoomType:
 
     description: str = strawberry.field(description='Free text, "" by default.')
 
-    @strawberry.field(description="Every participant, ordered by username.")
+    @strawberry.field(description="Every participant, ordered by username.", metadata=in_hand(_participants_in_hand))
     async def participants(self, info: Info[GraphQLContext, None]) -> list[UserType]:
         """Ordered by username ASC, then id (C11, §3), at most the list cap N (B2); users whose account
         is gone (the deletion cascade still in flight) are left out."""
-        records = await loaders.participants(info.context, str(self.id))
+        records = await loaders.participants(info.context, self.id)
         return [UserType.from_record(record) for record in records]
 
-    updated: datetime = strawberry.field(description="Last updateRoom (not bumped by joins, leaves or messages).")
-    created: datetime = strawberry.field(description="When the room was created.")
+    updated: CanonicalDateTime = strawberry.field(
+        description="Last updateRoom (not bumped by joins, leaves or messages)."
+    )
+    created: CanonicalDateTime = strawberry.field(description="When the room was created.")
     host_id: strawberry.Private[str]
     topic_id: strawberry.Private[int]
 
@@ -78,16 +102,15 @@ class RoomType:
     def from_record(cls, record: dict[str, Any]) -> RoomType:
         """Build from a rooms-service room record (``host_id`` and ``topic_id`` stay private)."""
         return cls(
-            id=uuid.UUID(str(record["id"])),
+            id=record["id"],
             name=record["name"],
             slug=record["slug"],
             description=record.get("description") or "",
-            updated=datetime.fromisoformat(record["updated"]),
-            created=datetime.fromisoformat(record["created"]),
+            updated=record["updated"],
+            created=record["created"],
             host_id=str(record["host_id"]),
             topic_id=int(record["topic_id"]),
         )
-
 
 @strawberry.type(name="CreateRoom", description="The result of createRoom.")
 class CreateRoom:

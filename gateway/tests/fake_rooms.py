@@ -35,20 +35,36 @@ class FakeRoomsBase:
     def _record(self, room_id: str) -> dict[str, Any]:
         return {**self.rooms[room_id], "participant_count": len(self.members[room_id])}
 
+    def _including(self, record: dict[str, Any], include: list[str] | None) -> dict[str, Any]:
+        """``record`` with what a room read's ``include`` asks for, as the service adds it."""
+        for name in include or ():
+            if name == "participant_ids":
+                record["participant_ids"] = list(self.members[record["id"]])
+            elif name == "topic":
+                topic = self.get_topics([record["topic_id"]])[0]  # type: ignore[attr-defined]
+                record["topic"] = {"id": topic["id"], "name": topic["name"]}
+            else:
+                raise ValueError(f"unknown include {name!r}")
+        return record
+
     def health(self) -> str:
         return "ok"
 
-    def get_room_by_host_slug(self, host_id: str, slug: str) -> dict[str, Any]:
+    def get_room_by_host_slug(self, host_id: str, slug: str, include: list[str] | None = None) -> dict[str, Any]:
         for room_id, room in self.rooms.items():
             if room["host_id"] == host_id and room["slug"] == slug:
-                return self._record(room_id)
+                return self._including(self._record(room_id), include)
         raise remote("NotFound", "Room not found")
 
-    def get_many(self, ids: list[str]) -> list[dict[str, Any] | None]:
-        return [self._record(i) if i in self.rooms else None for i in ids]
+    def get_many(self, ids: list[str], include: list[str] | None = None) -> list[dict[str, Any] | None]:
+        return [self._including(self._record(i), include) if i in self.rooms else None for i in ids]
 
     def participants_of(self, room_ids: list[str]) -> dict[str, list[str]]:
         return {room_id: list(self.members.get(room_id, [])) for room_id in room_ids}
+
+    def room_access(self, host_id: str, slug: str, user_id: str) -> dict[str, Any]:
+        room = self.get_room_by_host_slug(host_id, slug)
+        return {"room": room, "participant": user_id in self.members[room["id"]]}
 
 
 class FakeRooms(FakeRoomsBase):
@@ -145,7 +161,7 @@ class FakeRooms(FakeRoomsBase):
             self.members[room_id].remove(user_id)
         return self._record(room_id)
 
-    def list_rooms(self, host_id=None, search=None, topics=None, first=None, offset=0) -> list[dict[str, Any]]:
+    def list_rooms(self, host_id=None, search=None, topics=None, first=None, offset=0, include=None) -> list[dict[str, Any]]:
         ids = [
             room_id
             for room_id, room in self.rooms.items()
@@ -153,13 +169,15 @@ class FakeRooms(FakeRoomsBase):
             and (not search or search.lower() in (room["name"] + "\n" + room["description"]).lower())
             and (not topics or self.topics[room["topic_id"]] in ([topics] if isinstance(topics, str) else topics))
         ]
-        return self._page(ids, first, offset)
+        return [self._including(record, include) for record in self._page(ids, first, offset)]
 
-    def rooms_participated_by(self, user_id: str, first=None, offset=0) -> list[dict[str, Any]]:
-        return self._page([i for i, members in self.members.items() if user_id in members], first, offset)
+    def rooms_participated_by(self, user_id: str, first=None, offset=0, include=None) -> list[dict[str, Any]]:
+        ids = [i for i, members in self.members.items() if user_id in members]
+        return [self._including(record, include) for record in self._page(ids, first, offset)]
 
-    def rooms_not_participated_by(self, user_id: str, first=None, offset=0) -> list[dict[str, Any]]:
-        return self._page([i for i, members in self.members.items() if user_id not in members], first, offset)
+    def rooms_not_participated_by(self, user_id: str, first=None, offset=0, include=None) -> list[dict[str, Any]]:
+        ids = [i for i, members in self.members.items() if user_id not in members]
+        return [self._including(record, include) for record in self._page(ids, first, offset)]
 
     def list_topics(self, search=None, min_rooms=None, first=None, offset=0) -> list[dict[str, Any]]:
         counts = Counter(room["topic_id"] for room in self.rooms.values())

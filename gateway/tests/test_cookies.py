@@ -50,6 +50,13 @@ def test_new_csrf_tokens():
     assert csrf.is_well_formed(first)
 
 
+def test_csrf_token_characters_are_drawn_without_bias(monkeypatch):
+    draws = iter([bytes([248, 255, 0, 61, 62, 247]) + bytes(34), bytes(40)])
+    monkeypatch.setattr(csrf.secrets, "token_bytes", lambda n: next(draws))
+    # 248 and above would favour the first 8 characters: they are skipped.
+    assert csrf.new_token() == "a9a9" + "a" * 28
+
+
 def test_cookie_token_keeps_a_well_formed_value():
     assert csrf.cookie_token({"csrftoken": "b" * 32}) == "b" * 32
     replaced = csrf.cookie_token({"csrftoken": "short"})

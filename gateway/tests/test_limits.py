@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from graphql import GraphQLError, NoSchemaIntrospectionCustomRule, parse, validate
+from graphql import DocumentNode, GraphQLError, NoSchemaIntrospectionCustomRule, parse, validate
 
 from gateway.graphql.errors import GRAPHQL_VALIDATION_FAILED
 from gateway.graphql.limits import document_size_error, query_limits_rule
@@ -127,3 +127,55 @@ def test_introspection_is_not_counted_where_it_is_allowed():
     document = parse(get_introspection_query())
     assert validate(SCHEMA, document, [query_limits_rule(10, 500, 10, introspection=True)]) == []
     assert validate(SCHEMA, document, [query_limits_rule(10, 500, 10, introspection=False)])
+
+
+# --- cached validation ---------------------------------------------------------------------------------
+
+
+class CountingValidation:
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        import gateway.graphql.parsing as parsing
+
+        self.documents: list[object] = []
+        real = parsing.validate_document
+
+        def validate_document(schema, document, rules):  # type: ignore[no-untyped-def]
+            self.documents.append(document)
+            return real(schema, document, rules)
+
+        monkeypatch.setattr(parsing, "validate_document", validate_document)
+
+
+TOO_DEEP = "Query is too deep: the maximum selection depth is 2."
+
+
+async def depth_errors(schema, query: str) -> list[str]:  # type: ignore[no-untyped-def]
+    """The depth-limit errors of executing ``query`` (anything it reaches after validation fails for want
+    of a request context, which these tests do not need)."""
+    result = await schema.execute(query)
+    return [error.message for error in result.errors or [] if error.message == TOO_DEEP]
+
+
+async def test_a_document_is_validated_once_per_text_and_its_limits_still_apply_every_time(monkeypatch):
+    counting = CountingValidation(monkeypatch)
+    hashed = []
+    # graphql-core 3.3 hashes a document by walking all of it: the cache is keyed by the text instead.
+    monkeypatch.setattr(DocumentNode, "__hash__", lambda document: hashed.append(document) or id(document))
+    schema = build_schema(Settings(env="test", max_depth=2))
+    shallow, deep = "{ __typename me { id } }", "{ me { id } rooms { host { id } } }"
+    for _ in range(3):
+        assert await depth_errors(schema, shallow) == []
+        assert await depth_errors(schema, deep) == [TOO_DEEP]
+    assert len(counting.documents) == 2
+    assert hashed == []
+
+
+async def test_each_schema_validates_under_its_own_limits(monkeypatch):
+    counting = CountingValidation(monkeypatch)
+    query = "{ rooms { host { id } } }"
+    strict = build_schema(Settings(env="test", max_depth=2))
+    lenient = build_schema(Settings(env="test", max_depth=3))
+    assert await depth_errors(strict, query) == [TOO_DEEP]
+    assert await depth_errors(lenient, query) == []
+    assert await depth_errors(strict, query) == [TOO_DEEP]
+    assert len(counting.documents) == 2

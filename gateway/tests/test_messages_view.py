@@ -1,6 +1,6 @@
 """The messages fields of /graphql/ in-process, with in-memory users, rooms and messages services behind a
 fake RPC client: the RPC budget of message lists (DataLoaders: one ``users.get_many`` and at most one
-``rooms.get_many`` per request), orders with ties (§5, §12.14), ``last``/``before`` and
+rooms read per request, which brings the rooms' participant ids and topics along), orders with ties (§5, §12.14), ``last``/``before`` and
 ``first``/``offset`` with the cap (B2), messages whose author or room is gone (§6.2), and the checks, exact
 strings and codes of ``updateMessage``/``deleteMessage`` (§4.1, §6.2, §7, §16.1, A11, A12, C6)."""
 
@@ -395,9 +395,9 @@ async def test_a_list_of_50_messages_costs_the_same_calls_as_a_list_of_5(client,
         assert len({message["user"]["id"] for message in body["data"]["messages"]}) == count
         assert all(len(message["room"]["participants"]) == count + 1 for message in body["data"]["messages"])
         measured[count] = Counter(rpc.methods_called())
+    # The room comes with its participant ids and topic (``include``), so neither costs a call.
     assert measured[5] == measured[50] == Counter({
-        "users.get_by_username": 1, "rooms.get_room_by_host_slug": 1, "messages.history": 1,
-        "rooms.participants_of": 1, "rooms.get_topics": 1, "users.get_many": 1,
+        "users.get_by_username": 1, "rooms.get_room_by_host_slug": 1, "messages.history": 1, "users.get_many": 1,
     })
 
 
@@ -414,13 +414,27 @@ async def test_a_users_messages_in_many_rooms_cost_the_same_calls(client, users,
         assert len({message["room"]["host"]["id"] for message in body["data"]["messagesByUser"]}) == count
         measured[count] = Counter(rpc.methods_called())
     assert measured[5] == measured[50] == Counter({
-        "users.get_by_username": 1, "messages.messages_by_user": 1, "rooms.get_many": 1,
-        "rooms.participants_of": 1, "rooms.get_topics": 1, "users.get_many": 1,
+        "users.get_by_username": 1, "messages.messages_by_user": 1, "rooms.get_many": 1, "users.get_many": 1,
     })
 
 
-async def test_unselected_room_parts_are_not_fetched(client, users, rooms, messages, rpc):
+def includes_asked(rooms: FakeRooms, monkeypatch: pytest.MonkeyPatch, method: str) -> list[list[str] | None]:
+    """The ``include`` of every call of the fake rooms service's ``method`` from now on."""
+    asked: list[list[str] | None] = []
+    original = getattr(rooms, method)
+
+    def spy(*args: Any, include: list[str] | None = None, **kwargs: Any) -> Any:
+        asked.append(include)
+        return original(*args, include=include, **kwargs)
+
+    monkeypatch.setattr(rooms, method, spy)
+    return asked
+
+
+async def test_unselected_room_parts_are_not_fetched(client, users, rooms, messages, rpc, monkeypatch):
     crowd(users, rooms, messages, 4, "lean")
+    by_slug = includes_asked(rooms, monkeypatch, "get_room_by_host_slug")
+    by_id = includes_asked(rooms, monkeypatch, "get_many")
     body = await gql(client, MESSAGE_IDS, {"h": "leanhost", "r": "lean-room"}, rpc=rpc)
     assert len(body["data"]["messages"]) == 4
     # The authors are still looked up: messages whose author is gone must be left out (§6.2).
@@ -430,6 +444,10 @@ async def test_unselected_room_parts_are_not_fetched(client, users, rooms, messa
     assert body["data"]["messagesByUser"] == [{"body": "Hello!", "room": {"slug": "lean-room"}}]
     assert Counter(rpc.methods_called()) == Counter({
         "users.get_by_username": 1, "messages.messages_by_user": 1, "rooms.get_many": 1, "users.get_many": 1})
+    assert by_slug == [None] and by_id == [None]
+    body = await gql(client, "{ messagesByUser(userSlug: \"leana0\") { room { topic { name } } } }", rpc=rpc)
+    assert body["data"]["messagesByUser"] == [{"room": {"topic": {"name": "Python"}}}]
+    assert by_id == [None, ["topic"]]
 
 
 async def test_fragments_and_aliases_stay_within_budget(client, users, rooms, messages, rpc):
@@ -443,8 +461,11 @@ async def test_fragments_and_aliases_stay_within_budget(client, users, rooms, me
     assert len(body["data"]["a"]) == 10 and body["data"]["a"][0]["room"]["topic"] == {"name": "Python"}
     assert len(body["data"]["b"][0]["r"]["p"]) == 11
     calls = Counter(rpc.methods_called())
-    assert calls["users.get_many"] <= 2 and calls["rooms.get_topics"] <= 1 and calls["rooms.participants_of"] <= 1
-    assert sum(calls.values()) <= 10
+    # Beyond the room by slug, one rooms call at most: b's room may already be cached by a, without its
+    # participants (a does not select them), which then cost one participants_of instead of a get_many.
+    assert calls["rooms.get_room_by_host_slug"] == 1 and calls["rooms.get_topics"] == 0
+    assert calls["rooms.get_many"] + calls["rooms.participants_of"] <= 1
+    assert calls["users.get_many"] <= 2 and sum(calls.values()) <= 8
 
 
 # --- authors and rooms that are gone ---------------------------------------------------------------------

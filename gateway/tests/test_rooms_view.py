@@ -53,11 +53,26 @@ def populate(users: FakeUsers, rooms: FakeRooms, count: int, tag: str) -> list[d
 # --- the RPC budget --------------------------------------------------------------------------------------
 
 
-LIST_BUDGET = Counter({"rooms.list_rooms": 1, "rooms.participants_of": 1, "rooms.get_topics": 1, "users.get_many": 1})
+# The list carries each room's participant ids and topic (``include``); hosts and participants in one batch.
+LIST_BUDGET = Counter({"rooms.list_rooms": 1, "users.get_many": 1})
 
 
-async def test_a_list_of_50_rooms_costs_the_same_four_calls_as_a_list_of_5(client, users, rooms, rpc):
-    """DESIGN: one batched call per entity per request, never one per row."""
+def includes_asked(rooms: FakeRooms, monkeypatch: pytest.MonkeyPatch, method: str) -> list[list[str] | None]:
+    """The ``include`` of every call of the fake rooms service's ``method`` from now on."""
+    asked: list[list[str] | None] = []
+    original = getattr(rooms, method)
+
+    def spy(*args: Any, include: list[str] | None = None, **kwargs: Any) -> Any:
+        asked.append(include)
+        return original(*args, include=include, **kwargs)
+
+    monkeypatch.setattr(rooms, method, spy)
+    return asked
+
+
+async def test_a_list_of_50_rooms_costs_the_same_two_calls_as_a_list_of_5(client, users, rooms, rpc):
+    """DESIGN: one batched call per entity per request, never one per row; the room list itself brings
+    the participant ids and topics."""
     populate(users, rooms, 5, "small")
     populate(users, rooms, 50, "large")
     measured = {}
@@ -80,31 +95,55 @@ async def test_fragments_aliases_and_every_list_field_stay_within_budget(client,
     assert "errors" not in body, body
     assert len(body["data"]["a"]) == 20 and len(body["data"]["b"]) == 1
     calls = Counter(rpc.methods_called())
-    # Two root lists: each its list call, and at most one participants_of / get_topics / users.get_many.
-    assert calls["rooms.list_rooms"] == 1 and calls["rooms.rooms_participated_by"] == 1
-    assert calls["users.get_by_username"] == 1
-    assert calls["rooms.participants_of"] <= 2 and calls["rooms.get_topics"] <= 1 and calls["users.get_many"] <= 2
-    assert sum(calls.values()) <= 8
+    # Two root lists: each its list call (with what it selects), and at most one users.get_many each.
+    assert calls == Counter({"rooms.list_rooms": 1, "rooms.rooms_participated_by": 1, "users.get_by_username": 1,
+                             "users.get_many": calls["users.get_many"]})
+    assert 1 <= calls["users.get_many"] <= 2
 
 
-async def test_unselected_entities_are_not_fetched(client, users, rooms, rpc):
+async def test_unselected_entities_are_not_fetched(client, users, rooms, rpc, monkeypatch):
     populate(users, rooms, 3, "lean")
+    asked = includes_asked(rooms, monkeypatch, "list_rooms")
     body = await gql(client, "{ rooms { id name } }", rpc=rpc)
     assert len(body["data"]["rooms"]) == 3
     # The hosts are still looked up: rooms whose host is gone must be left out (§6.2).
     assert Counter(rpc.methods_called()) == Counter({"rooms.list_rooms": 1, "users.get_many": 1})
+    assert asked == [None]  # neither participants nor topics read by the service
 
 
-async def test_room_and_participated_lists_budget(client, users, rooms, rpc):
+async def test_the_service_is_asked_for_what_is_selected(client, users, rooms, rpc, monkeypatch):
+    populate(users, rooms, 3, "sel")
+    asked = includes_asked(rooms, monkeypatch, "list_rooms")
+    for selection, include in (("topic { name }", ["topic"]), ("participants { id }", ["participant_ids"]),
+                               ("... on RoomType { p: participants { id } topic { id } }", ["participant_ids", "topic"])):
+        body = await gql(client, f"{{ rooms {{ id {selection} }} }}", rpc=rpc)
+        assert "errors" not in body, body
+        assert asked.pop() == include
+        assert set(rpc.methods_called()) <= {"rooms.list_rooms", "users.get_many"}
+
+
+async def test_room_and_participated_lists_budget(client, users, rooms, rpc, monkeypatch):
     (made,) = populate(users, rooms, 1, "one")
     host = users.users[made["host_id"]]
-    body = await gql(client, f'{{ room(hostSlug: "{host["username"]}", roomSlug: "{made["slug"]}") {{ {FULL_ROOM} }} }}',
-                     rpc=rpc)
+    room = f'room(hostSlug: "{host["username"]}", roomSlug: "{made["slug"]}")'
+    body = await gql(client, f"{{ {room} {{ {FULL_ROOM} }} }}", rpc=rpc)
     assert body["data"]["room"]["host"]["username"] == host["username"]
+    assert len(body["data"]["room"]["participants"]) == 4
     assert Counter(rpc.methods_called()) == Counter(
-        {"users.get_by_username": 1, "rooms.get_room_by_host_slug": 1, "rooms.participants_of": 1,
-         "rooms.get_topics": 1, "users.get_many": 1}
+        {"users.get_by_username": 1, "rooms.get_room_by_host_slug": 1, "users.get_many": 1}
     )
+    # Without participants nothing is left to ask the users service: the host came with its lookup.
+    body = await gql(client, f"{{ {room} {{ id host {{ username }} topic {{ name }} }} }}", rpc=rpc)
+    assert body["data"]["room"]["topic"] == {"name": "TopicA"}
+    assert Counter(rpc.methods_called()) == Counter({"users.get_by_username": 1, "rooms.get_room_by_host_slug": 1})
+    asked = includes_asked(rooms, monkeypatch, "rooms_participated_by")
+    body = await gql(client, f'{{ roomsParticipatedByUser(userSlug: "{host["username"]}") {{ {FULL_ROOM} }} }}',
+                     rpc=rpc)
+    assert len(body["data"]["roomsParticipatedByUser"][0]["participants"]) == 4
+    assert Counter(rpc.methods_called()) == Counter(
+        {"users.get_by_username": 1, "rooms.rooms_participated_by": 1, "users.get_many": 1}
+    )
+    assert asked == [["participant_ids", "topic"]]
 
 
 # --- queries ------------------------------------------------------------------------------------------
@@ -370,4 +409,4 @@ async def test_request_log_line_counts_rpc_calls(client, users, rooms, caplog):
     with caplog.at_level("INFO", logger="gateway.request"):
         await client.post("/graphql/", json={"query": f"query CountMe {{ rooms {{ {FULL_ROOM} }} }}"})
     (record,) = [r for r in caplog.records if r.name == "gateway.request" and getattr(r, "operation", None) == "CountMe"]
-    assert record.rpc_calls == 4
+    assert record.rpc_calls == 2

@@ -14,14 +14,16 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 
+import aio_pika
 import pytest
 import pytest_asyncio
 
+import gateway.rpc
 from gateway.rpc import (
     BrokerUnavailable,
     RemoteError,
@@ -176,6 +178,32 @@ def test_json_matches_kombu_envelopes() -> None:
     assert loads(dumps({"__type__": "unknown", "__value__": 1})) == {"__type__": "unknown", "__value__": 1}
 
 
+def python_calls_of(function: Callable[..., object], action: Callable[[], object]) -> int:
+    """How many times ``action()`` runs ``function`` (also when C code such as the json module calls it)."""
+    calls = 0
+
+    def count(frame, event, _arg):
+        nonlocal calls
+        if event == "call" and frame.f_code is function.__code__:
+            calls += 1
+
+    sys.setprofile(count)
+    try:
+        action()
+    finally:
+        sys.setprofile(None)
+    return calls
+
+
+def test_plain_json_is_decoded_without_a_python_call_per_object() -> None:
+    rooms = [{"id": str(uuid.uuid4()), "name": f"room {i}", "note": 'says "__type__"'} for i in range(50)]
+    plain = dumps({"result": rooms, "error": None})
+    assert python_calls_of(gateway.rpc._json_object_hook, lambda: loads(plain)) == 0
+    assert loads(plain) == {"result": rooms, "error": None}
+    enveloped = dumps({"result": [date(2024, 1, day) for day in range(1, 31)]})
+    assert python_calls_of(gateway.rpc._json_object_hook, lambda: loads(enveloped)) == 31  # 30 dates, 1 reply
+
+
 def test_pytest_process_is_not_monkey_patched() -> None:
     # nameko's pytest11 plugin imports eventlet into every pytest run; it must not have patched anything.
     patcher = sys.modules.get("eventlet.patcher")
@@ -207,6 +235,24 @@ async def test_kombu_typed_values_round_trip_through_nameko(client: RpcClient) -
         "args": [when, Decimal("3.14"), ident],
         "kwargs": {"day": date(2024, 2, 29), "blob": b"abc"},
     }
+
+
+async def test_a_request_is_published_without_building_an_aio_pika_message(client: RpcClient) -> None:
+    """The request's AMQP properties are built directly; an ``aio_pika.Message`` per call, converted into
+    them, cost ~40 Python calls. The reply still arrives as one (aio-pika's consumer builds it)."""
+    built = 0
+
+    def count(frame, event, _arg):
+        nonlocal built
+        if event == "call" and frame.f_code is aio_pika.Message.__init__.__code__:
+            built += 1
+
+    sys.setprofile(count)
+    try:
+        assert await client.call(SERVICE, "echo", "x") == {"args": ["x"], "kwargs": {}}
+    finally:
+        sys.setprofile(None)
+    assert built == 1
 
 
 async def test_call_id_stack_header_reaches_the_worker(client: RpcClient) -> None:

@@ -1,8 +1,9 @@
-"""Batched user lookups: one ``users.get_many`` per request per batch, never one call per row.
+"""Batched user lookups: one ``users.get_many`` per request per batch, never one call per row, and none
+for the users the process's user directory (:mod:`gateway.users.directory`) already knows.
 
 Other domains resolve ``host``, ``user`` and ``participants`` with
 ``await info.context.loader(user_loader).load(user_id)`` (or ``load_many``) and build the result with
-``UserType.maybe(record)``; ``None`` means the user no longer exists.
+``UserType.maybe(record)``; ``None`` means the user no longer exists. Records are public ones (no email).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from strawberry.dataloader import DataLoader
 
+from gateway.graphql.loading import UuidKeyCache
 from gateway.graphql.scalars import normalize_uuid
 
 if TYPE_CHECKING:
@@ -27,8 +29,10 @@ UserLoader = DataLoader[str, UserRecord | None]
 def user_loader(context: GraphQLContext) -> UserLoader:
     """The factory to pass to ``context.loader``: the request's users DataLoader."""
 
-    async def batch(ids: Sequence[str]) -> list[UserRecord | None]:
-        records = await context.call("users", "get_many", [normalize_uuid(i) for i in ids])
-        return list(records)
+    async def get_many(ids: list[str]) -> list[UserRecord | None]:
+        return list(await context.call("users", "get_many", ids))
 
-    return DataLoader(load_fn=batch, cache_key_fn=normalize_uuid)
+    async def batch(ids: Sequence[str]) -> list[UserRecord | None]:
+        return await context.users.users_by_id([normalize_uuid(i) for i in ids], get_many)
+
+    return DataLoader(load_fn=batch, cache_map=UuidKeyCache())

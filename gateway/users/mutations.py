@@ -87,6 +87,7 @@ class UsersMutation:
             user["email"], context.settings.jwt_secret, lifetime=context.settings.jwt_expiration, issued_at=issued_at
         )
         context.set_jwt_cookie(issued)
+        context.users.learn(user, viewer=True)  # the token just issued names this record
         context.prime_user(user)
         return ObtainJSONWebToken(
             payload=GenericScalar(issued.payload),
@@ -119,7 +120,8 @@ class UsersMutation:
             email = tokens.payload_email(payload)
             # No "token older than the account" check here (§9.1 is about authenticating): the new
             # token keeps this origIat, so it authenticates the newer account no more than this one.
-            user = await context.find_user_by_email(email)
+            # Read fresh, not from the user directory: a refresh extends the session.
+            user = await context.find_user_by_email(email, fresh=True)
             if user is not None and not user.get("is_active", False):
                 raise tokens.TokenError(tokens.USER_DISABLED)
             orig_iat = tokens.check_refreshable(payload, current=current, window=settings.jwt_refresh_expiration)
@@ -159,6 +161,7 @@ class UsersMutation:
     ) -> RegisterUser | None:
         """Inputs checked as in §8.2 (``Invalid data``); a taken or empty slugified username is a raw error."""
         user = await info.context.call("users", "register", username, name, email, password1, password2)
+        info.context.users.learn(user)
         info.context.prime_user(user)
         return RegisterUser(user=UserType.from_record(user), success=True)
 
@@ -208,6 +211,7 @@ class UsersMutation:
         previous = result.get("previous_avatar") or ""
         if "avatar" in changes and previous and previous != updated.get("avatar"):
             await _delete_avatar_file(context, previous)
+        context.users.learn(updated)  # read-your-writes on this gateway; others follow the event
         context.prime_user(updated)
         return UpdateUser(user=UserType.from_record(updated))
 
@@ -218,6 +222,7 @@ class UsersMutation:
         context = info.context
         user = await context.require_user()
         result = await context.call("users", "delete_account", user["id"], password, context.client_address)
+        context.users.forget(user["id"], user.get("username"))  # its tokens name nobody from now on (§6.2)
         await _delete_avatar_file(context, (result or {}).get("previous_avatar") or "")
         context.delete_jwt_cookie()
         return DeleteAccount(success=True)

@@ -38,7 +38,7 @@ class UsersQuery:
     @strawberry.field(description="The user with exactly this username.")
     async def user(self, info: Info[GraphQLContext, None], user_slug: str) -> UserType | None:
         """Exact, case-sensitive username match, else ``User not found`` (``NOT_FOUND``)."""
-        record = await info.context.call("users", "get_by_username", user_slug)
+        record = await info.context.user_by_username(user_slug)
         info.context.prime_user(record)
         return UserType.from_record(record)
 

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import strawberry
 
-from gateway.graphql.scalars import GenericScalar
+from gateway.graphql.scalars import CanonicalUUID, GenericScalar
 
 
 @strawberry.type(name="UserType", description="A user's public profile.")
 class UserType:
     """Only public fields: never email, flags, or dates (§3)."""
 
-    id: uuid.UUID = strawberry.field(description="The user's id (UUID4).")
+    id: CanonicalUUID = strawberry.field(description="The user's id (UUID4).")
     username: str = strawberry.field(description="The user's slug, unique; used in profile and room URLs.")
     name: str = strawberry.field(description="Display name.")
     bio: str = strawberry.field(description='Free text, "" by default.')
@@ -26,7 +25,7 @@ class UserType:
     def from_record(cls, record: dict[str, Any]) -> UserType:
         """Build from a users-service record."""
         return cls(
-            id=uuid.UUID(str(record["id"])),
+            id=record["id"],
             username=record["username"],
             name=record["name"],
             bio=record.get("bio") or "",

@@ -19,13 +19,14 @@ import eventlet
 from nameko.dependency_providers import Config
 from nameko.events import event_handler
 from nameko.exceptions import UnknownService
-from nameko.rpc import RpcProxy, rpc
+from nameko.rpc import RpcProxy
 
 # Imported as a module, not by name: `nameko run services.messages.service` starts every class of this
 # module that has entrypoints, and ServiceBase (whose health() is one) has no service name.
 from common import service as common_service
 from common.db import Storage
 from common.errors import EXPECTED, NotFound, PermissionDenied
+from common.rpc import rpc
 from common.validation import check_paging, parse_uuid
 from services.messages import events, schemas, validation
 from services.messages.models import metadata
@@ -81,15 +82,15 @@ class MessagesService(common_service.ServiceBase):
         body = validation.check_body(body)
         if room is None or user is None:
             raise PermissionDenied()
-        self._require_participant(room, user)
+        # The usual case, a member by the local copy: one statement checks, numbers and stores.
         with self.storage.transaction():
-            self.storage.lock_author(user)
-            seq = self.storage.take_seq(room)
-            if self.storage.closed(room, user):  # deleted since the check above
-                raise PermissionDenied()
-            message = schemas.message(self.storage.create(room, user, body, seq))
-            self.storage.emit(events.MESSAGE_CREATED, events.message_created(message))
-        log.info("message posted", extra={"message_id": message["id"], "room_id": message["room_id"], "seq": seq})
+            row = self.storage.post_as_member(room, user, body)
+            message = self._created(row) if row is not None else None
+        if message is None:  # nothing was written: the full checks decide
+            message = self._post_after_checks(room, user, body)
+        log.info(
+            "message posted", extra={"message_id": message["id"], "room_id": message["room_id"], "seq": message["seq"]}
+        )
         return message
 
     @rpc(expected_exceptions=EXPECTED)
@@ -111,7 +112,7 @@ class MessagesService(common_service.ServiceBase):
             row = self._own_message(message_id, user_id, room_id)
             body = validation.check_body(body)
             if body != row.body:
-                row = self.storage.edit(row.id, body, self.storage.take_seq(row.room_id))
+                row = self.storage.edit(row, body)
                 log.info("message edited", extra={"message_id": str(row.id), "seq": row.seq})
             message = schemas.message(row)
             self.storage.emit(events.MESSAGE_UPDATED, events.message_updated(message))
@@ -128,7 +129,7 @@ class MessagesService(common_service.ServiceBase):
         """
         with self.storage.transaction():
             row = self._own_message(message_id, user_id, room_id)
-            row = self.storage.tombstone(row.id, self.storage.take_seq(row.room_id))
+            row = self.storage.tombstone(row)
             deleted = {"id": str(row.id), "room_id": str(row.room_id), "seq": row.seq}
             payload = events.message_deleted(deleted["room_id"], row.seq, deleted["id"])
             self.storage.emit(events.MESSAGE_DELETED, payload)
@@ -151,12 +152,15 @@ class MessagesService(common_service.ServiceBase):
         """
         limit = validation.check_last(last, validation.check_cap(cap))
         room = parse_uuid(room_id)
-        anchor = None
-        if before is not None:
-            anchor = self._live_message_of_room(before, room)
+        before_id = parse_uuid(before) if before is not None else None
+        if before is not None and (room is None or before_id is None):
+            raise NotFound(MESSAGE_NOT_FOUND)
         if room is None:
             return []
-        return [schemas.message(row) for row in self.storage.history(room, limit, anchor)]
+        rows = self.storage.history(room, limit, before_id)
+        if not rows and before_id is not None:  # no earlier message, or no such anchor: tell which
+            self._require_live_message_of_room(before_id, room)
+        return [schemas.message(row) for row in rows]
 
     @rpc(expected_exceptions=EXPECTED)
     def messages_by_user(
@@ -312,14 +316,32 @@ class MessagesService(common_service.ServiceBase):
         with self.storage.transaction():
             self.storage.record_membership(room, user, member=member, version=version)
 
+    def _created(self, row: Any) -> dict[str, Any]:
+        """The stored message, its ``message_created`` queued in the same transaction."""
+        message = schemas.message(row)
+        self.storage.emit(events.MESSAGE_CREATED, events.message_created(message))
+        return message
+
+    def _post_after_checks(self, room: uuid.UUID, user: uuid.UUID, body: str) -> dict[str, Any]:
+        """Post when the membership copy does not vouch for the author: the room or the user is
+        deleted (denied), or the copy does not say member (the rooms service decides). A statement per
+        step here, since the rooms service is asked between them and the author's membership row may not
+        exist to be locked (see the storage module's docstring)."""
+        self._require_participant(room, user)
+        with self.storage.transaction():
+            self.storage.lock_author(user)
+            seq = self.storage.take_seq(room)
+            if self.storage.closed(room, user):  # deleted since the check above
+                raise PermissionDenied()
+            return self._created(self.storage.create(room, user, body, seq))
+
     def _own_message(self, message_id: Any, user_id: Any, room_id: Any) -> Any:
-        """Lock the message's room, then return the message if it is live (and of ``room_id`` when
-        given) and ``user_id`` wrote it; else ``NotFound`` / ``PermissionDenied``."""
+        """Lock the message's room and the message, then return it if it is live (and of ``room_id``
+        when given) and ``user_id`` wrote it; else ``NotFound`` / ``PermissionDenied``."""
         message_uuid = parse_uuid(message_id)
         if message_uuid is None:
             raise NotFound(MESSAGE_NOT_FOUND)
-        self.storage.lock_room_of(message_uuid)
-        row = self.storage.get(message_uuid)
+        row = self.storage.lock_current(message_uuid)
         if row is None or row.deleted:
             raise NotFound(MESSAGE_NOT_FOUND)
         if room_id is not None and parse_uuid(room_id) != row.room_id:
@@ -328,12 +350,10 @@ class MessagesService(common_service.ServiceBase):
             raise PermissionDenied()
         return row
 
-    def _live_message_of_room(self, message_id: Any, room: uuid.UUID | None) -> Any:
-        message_uuid = parse_uuid(message_id)
-        row = self.storage.get(message_uuid) if message_uuid is not None else None
+    def _require_live_message_of_room(self, message_id: uuid.UUID, room: uuid.UUID) -> None:
+        row = self.storage.get(message_id)
         if row is None or row.deleted or row.room_id != room:
             raise NotFound(MESSAGE_NOT_FOUND)
-        return row
 
     def _require_participant(self, room: uuid.UUID, user: uuid.UUID) -> None:
         """Pass if ``user`` participates in ``room``: by the local copy, else by the rooms service,

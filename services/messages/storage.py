@@ -5,12 +5,22 @@ Locking, so that sequence numbers follow commit order and no deletion can be out
 * Every change of a room's messages first locks the room's ``room_sequences`` row (taking the next
   number does so by itself), then reads and writes the message. One room's writers are serialized;
   other rooms' are not.
-* A post also holds a shared advisory lock on its author, which the user-deletion cascade takes
-  exclusively while it marks the user deleted: once the mark is committed, no post of that user is in
-  flight and none can follow.
-* A room deletion locks the room's sequence row (creating it if need be) before it marks the room
-  deleted, and a post checks both marks only after it holds that row: a post either commits before
-  the deletion (whose delete then sees its message) or sees the mark and stores nothing.
+* A post by a member (:meth:`MessageStorage.post_as_member`, the usual case) first takes a key-share
+  lock on the author's membership row, in the same statement that takes the number. Both deletions
+  delete that row (a room's memberships, a user's), so they wait for a post in flight to commit
+  first, and a post that comes after finds no row and stores nothing. The row lock is what lets the
+  post be one statement: in READ COMMITTED a statement reads from the snapshot it started with, so a
+  mark committed while it waited for a lock would stay invisible to it, whereas a row deleted
+  meanwhile is seen as gone by the lock itself.
+* A post that the membership copy does not vouch for (the rooms service said yes) takes the older
+  route, one statement per step: a shared advisory lock on its author, which the user-deletion cascade
+  takes exclusively while it marks the user deleted (once the mark is committed, no such post of that
+  user is in flight and none can follow); then the room's sequence row, which a room deletion locks
+  (creating it if need be) before it marks the room deleted; then, in a statement of its own, a look
+  at both marks: the post either commits before the deletion (whose delete then sees its message) or
+  sees the mark and stores nothing.
+* Every transaction takes its locks in one order (an author's advisory lock, membership rows, the
+  room's sequence row, message rows), so none waits for another in a circle.
 """
 
 from __future__ import annotations
@@ -18,6 +28,7 @@ from __future__ import annotations
 import enum
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -27,12 +38,15 @@ from sqlalchemy import (
     delete,
     exists,
     func,
+    literal,
     select,
     text,
     tuple_,
     update,
 )
+from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.sql.dml import ReturningInsert
 
 from common.db import StorageBase
 from services.messages.models import (
@@ -46,6 +60,77 @@ from services.messages.models import (
 # Key space of the author locks (the two-key advisory lock space never meets the one-key one the outbox
 # relay uses).
 _AUTHOR_LOCK = text("hashtext('messages.author')")
+
+
+def _next_seq(room_id: uuid.UUID, count: int = 1) -> ReturningInsert[int]:
+    """Take the room's next ``count`` sequence numbers (creating its row on its first change), returning
+    the last of them; the statement locks the room's row until the transaction ends."""
+    return (
+        pg_insert(room_sequences)
+        .values(room_id=room_id, last_seq=count)
+        .on_conflict_do_update(
+            index_elements=[room_sequences.c.room_id],
+            set_={"last_seq": room_sequences.c.last_seq + count},
+        )
+        .returning(room_sequences.c.last_seq)
+    )
+
+
+def _post_as_member_statement() -> ReturningInsert[Any]:
+    """The statement of :meth:`MessageStorage.post_as_member`, built once: its cache key is memoized,
+    so each post pays only for binding its parameters.
+
+    Three steps, each fed by the one before, so they run (and lock) in this order:
+
+    1. the author's membership row, if the copy says member and neither the room nor the author is
+       marked deleted, locked ``FOR KEY SHARE`` (the deletions delete it; a join or leave, which only
+       updates it, is not held up);
+    2. from that row, the room's next number (the room's row is created on its first message, and
+       locked);
+    3. from that number, the message, ``RETURNING`` it.
+
+    When step 1 finds nothing, the later steps get no row: nothing is written.
+    """
+    room_id = bindparam("room_id", type_=UUID(as_uuid=True))
+    user_id = bindparam("user_id", type_=UUID(as_uuid=True))
+    membership = (
+        select(memberships.c.room_id, literal(1, BigInteger))
+        .where(
+            memberships.c.room_id == room_id,
+            memberships.c.user_id == user_id,
+            memberships.c.member,
+            ~exists().where(deleted_rooms.c.room_id == room_id),
+            ~exists().where(deleted_users.c.user_id == user_id),
+        )
+        .with_for_update(read=True, key_share=True, of=memberships)
+    )
+    taken = (
+        pg_insert(room_sequences)
+        .from_select(["room_id", "last_seq"], membership)
+        .on_conflict_do_update(
+            index_elements=[room_sequences.c.room_id], set_={"last_seq": room_sequences.c.last_seq + 1}
+        )
+        # clock_timestamp(), read once the room's row is held (statement_timestamp() is the statement's
+        # start, before any wait for that row), so a room's messages are created in sequence order,
+        # clock permitting; once for both columns.
+        .returning(room_sequences.c.last_seq, func.clock_timestamp().label("now"))
+        .cte("taken")
+    )
+    columns = ["id", "room_id", "user_id", "body", "created", "updated", "seq", "created_seq"]
+    values = select(
+        bindparam("message_id", type_=UUID(as_uuid=True)),
+        room_id,
+        user_id,
+        bindparam("body", type_=messages.c.body.type),
+        taken.c.now,
+        taken.c.now,
+        taken.c.last_seq,
+        taken.c.last_seq,
+    )
+    return messages.insert().from_select(columns, values).returning(*messages.c)
+
+
+_POST_AS_MEMBER = _post_as_member_statement()
 
 
 class Participation(enum.Enum):
@@ -68,14 +153,23 @@ class MessageStorage(StorageBase):
         query = select(messages).where(messages.c.id.in_(set(message_ids)), ~messages.c.deleted)
         return {row.id: row for row in self.session.execute(query).all()}
 
-    def history(self, room_id: uuid.UUID, limit: int, before: Row | None = None) -> list[Row]:
-        """The newest ``limit`` live messages of a room (strictly before ``before`` when given), in
-        ascending (created, id) order; read backwards on the (room_id, created, id) index."""
+    def history(self, room_id: uuid.UUID, limit: int, before_id: uuid.UUID | None = None) -> list[Row]:
+        """The newest ``limit`` live messages of a room (strictly before the live message ``before_id``
+        of this room, when given: none when it is no such message), in ascending (created, id) order;
+        read backwards on the (room_id, created, id) index."""
         if limit <= 0:
             return []
         query = select(messages).where(messages.c.room_id == room_id, ~messages.c.deleted)
-        if before is not None:
-            query = query.where(tuple_(messages.c.created, messages.c.id) < tuple_(before.created, before.id))
+        if before_id is not None:
+            # The anchor's position is looked up in the same statement (an empty comparison when it is
+            # no live message of the room), not by a query of its own.
+            anchor = messages.alias("anchor")
+            position = (
+                select(anchor.c.created, anchor.c.id)
+                .where(anchor.c.id == before_id, anchor.c.room_id == room_id, ~anchor.c.deleted)
+                .scalar_subquery()
+            )
+            query = query.where(tuple_(messages.c.created, messages.c.id) < position)
         query = query.order_by(messages.c.created.desc(), messages.c.id.desc()).limit(limit)
         return list(reversed(self.session.execute(query).all()))
 
@@ -181,6 +275,15 @@ class MessageStorage(StorageBase):
 
     # --- message writes -----------------------------------------------------------------------------
 
+    def post_as_member(self, room_id: uuid.UUID, user_id: uuid.UUID, body: str) -> Row | None:
+        """Store a message of a participant, by the membership copy, with the room's next sequence
+        number, in one statement (see :func:`_post_as_member_statement` and the module docstring), and
+        return it. ``None``, having written nothing, when the copy does not say member (no row, or a
+        leave) or the room or the user is deleted, including by a deletion that committed while this
+        waited for its locks: the caller then decides with :meth:`participation`."""
+        parameters = {"message_id": uuid.uuid4(), "room_id": room_id, "user_id": user_id, "body": body}
+        return self.session.execute(_POST_AS_MEMBER, parameters).one_or_none()
+
     def lock_author(self, user_id: uuid.UUID) -> None:
         """Shared lock on an author for this transaction: posts of one user run side by side, but not
         alongside :meth:`forget_user`."""
@@ -191,24 +294,26 @@ class MessageStorage(StorageBase):
     def take_seq(self, room_id: uuid.UUID, count: int = 1) -> int:
         """Take the room's next ``count`` sequence numbers and return the last of them. Locks the room's
         row until the transaction ends; a rollback gives the numbers back, so there are no gaps."""
-        query = (
-            pg_insert(room_sequences)
-            .values(room_id=room_id, last_seq=count)
-            .on_conflict_do_update(
-                index_elements=[room_sequences.c.room_id],
-                set_={"last_seq": room_sequences.c.last_seq + count},
-            )
-            .returning(room_sequences.c.last_seq)
-        )
-        return self.session.execute(query).scalar_one()
+        return self.session.execute(_next_seq(room_id, count)).scalar_one()
 
-    def lock_room_of(self, message_id: uuid.UUID) -> None:
-        """Lock the sequence row of the room the message belongs to (nothing when there is no such
-        message), so what is read next is its current state and stays so until commit."""
-        room_of_message = select(messages.c.room_id).where(messages.c.id == message_id).scalar_subquery()
-        self.session.execute(
-            select(room_sequences.c.last_seq).where(room_sequences.c.room_id == room_of_message).with_for_update()
+    def lock_current(self, message_id: uuid.UUID) -> Row | None:
+        """The message with this id (tombstone or not) as it is now, with its room's sequence row and
+        then its own row locked until the transaction ends; ``None`` when there is no such message.
+
+        One statement: the room's row is locked by a sub-select run for the message's row before that
+        row is locked itself, and locking the message row makes PostgreSQL read its latest committed
+        version, whatever another writer of the room changed while this waited."""
+        room_row = (
+            select(room_sequences.c.room_id)
+            .where(room_sequences.c.room_id == messages.c.room_id)
+            .with_for_update()
         )
+        query = (
+            select(messages)
+            .where(messages.c.id == message_id, exists(room_row))
+            .with_for_update(key_share=True, of=messages)
+        )
+        return self.session.execute(query).one_or_none()
 
     def create(self, room_id: uuid.UUID, user_id: uuid.UUID, body: str, seq: int) -> Row:
         # statement_timestamp(): once for both columns, and taken after the room's lock was granted, so
@@ -230,20 +335,26 @@ class MessageStorage(StorageBase):
         )
         return self.session.execute(query).one()
 
-    def edit(self, message_id: uuid.UUID, body: str, seq: int) -> Row:
+    def edit(self, message: Row, body: str) -> Row:
+        """Give a message locked by :meth:`lock_current` a new body with its room's next sequence
+        number, taken in the same statement."""
+        taken_seq = select(_next_seq(message.room_id).cte("taken")).scalar_subquery()
         query = (
             update(messages)
-            .where(messages.c.id == message_id)
-            .values(body=body, edited=True, updated=func.statement_timestamp(), seq=seq)
+            .where(messages.c.id == message.id)
+            .values(body=body, edited=True, updated=func.statement_timestamp(), seq=taken_seq)
             .returning(*messages.c)
         )
         return self.session.execute(query).one()
 
-    def tombstone(self, message_id: uuid.UUID, seq: int) -> Row:
+    def tombstone(self, message: Row) -> Row:
+        """Turn a message locked by :meth:`lock_current` into a tombstone with its room's next sequence
+        number, taken in the same statement."""
+        taken_seq = select(_next_seq(message.room_id).cte("taken")).scalar_subquery()
         query = (
             update(messages)
-            .where(messages.c.id == message_id)
-            .values(body="", deleted=True, updated=func.statement_timestamp(), seq=seq)
+            .where(messages.c.id == message.id)
+            .values(body="", deleted=True, updated=func.statement_timestamp(), seq=taken_seq)
             .returning(*messages.c)
         )
         return self.session.execute(query).one()
@@ -253,8 +364,11 @@ class MessageStorage(StorageBase):
     def delete_room(self, room_id: uuid.UUID) -> int:
         """Mark the room deleted and remove its messages (tombstones included), memberships and
         sequence row; returns how many messages went. Idempotent."""
-        # Lock the sequence row first, creating it if need be, so posts in flight finish before this
-        # and later ones find the mark (see the module docstring).
+        # Memberships first: this waits for the posts of members in flight, and later ones find no
+        # membership; then the sequence row, created if need be, for the posts that passed otherwise
+        # (see the module docstring). In that order, like a post, so neither waits for the other in a
+        # circle.
+        self.session.execute(delete(memberships).where(memberships.c.room_id == room_id))
         self.session.execute(
             pg_insert(room_sequences)
             .values(room_id=room_id, last_seq=0)
@@ -264,13 +378,14 @@ class MessageStorage(StorageBase):
         )
         self.session.execute(pg_insert(deleted_rooms).values(room_id=room_id).on_conflict_do_nothing())
         removed = self.session.execute(delete(messages).where(messages.c.room_id == room_id)).rowcount
-        self.session.execute(delete(memberships).where(memberships.c.room_id == room_id))
         self.session.execute(delete(room_sequences).where(room_sequences.c.room_id == room_id))
         return removed
 
     def forget_user(self, user_id: uuid.UUID) -> int:
         """Mark the user deleted and remove their memberships; returns how many went. Waits for the
-        user's posts in flight, and no later post passes (see the module docstring). Idempotent."""
+        user's posts in flight (the advisory lock for those that passed without the copy, the
+        membership rows for the others), and no later post passes (see the module docstring).
+        Idempotent."""
         self.session.execute(select(func.pg_advisory_xact_lock(_AUTHOR_LOCK, func.hashtext(str(user_id)))))
         self.session.execute(pg_insert(deleted_users).values(user_id=user_id).on_conflict_do_nothing())
         return self.session.execute(delete(memberships).where(memberships.c.user_id == user_id)).rowcount

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime, timezone
 from typing import Any
+
+PARTICIPANT_IDS = "participant_ids"
+TOPIC = "topic"
+ROOM_DETAILS = (PARTICIPANT_IDS, TOPIC)
+"""What a room read may ``include`` beyond the room itself, each the name of the key it adds."""
 
 
 def _utc(moment: datetime) -> str:
@@ -11,10 +17,14 @@ def _utc(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).isoformat()
 
 
-def room(row: Any) -> dict[str, Any]:
+def room(row: Any, details: Collection[str] = ()) -> dict[str, Any]:
     """The RPC shape of a room: ``{"id", "name", "slug", "host_id", "topic_id", "description",
-    "created", "updated", "participant_count"}``; ids are lowercase UUID strings, ``topic_id`` an int."""
-    return {
+    "created", "updated", "participant_count"}``; ids are lowercase UUID strings, ``topic_id`` an int.
+
+    ``details`` (of :data:`ROOM_DETAILS`, read by the storage into the row) add ``"participant_ids"``,
+    the participants' user ids in joining order, and ``"topic"``, ``{"id": int, "name"}`` (no room
+    count: that would cost a count per topic)."""
+    record = {
         "id": str(row.id),
         "name": row.name,
         "slug": row.slug,
@@ -25,6 +35,11 @@ def room(row: Any) -> dict[str, Any]:
         "updated": _utc(row.updated),
         "participant_count": row.participant_count,
     }
+    if PARTICIPANT_IDS in details:
+        record[PARTICIPANT_IDS] = [str(user) for user in row.participant_ids or ()]
+    if TOPIC in details:
+        record[TOPIC] = {"id": row.topic_id, "name": row.topic_name}
+    return record
 
 
 def topic(row: Any) -> dict[str, Any]:

@@ -14,13 +14,13 @@ from typing import Any
 
 from nameko.dependency_providers import Config
 from nameko.events import event_handler
-from nameko.rpc import rpc
 
 # Imported as a module, not by name: `nameko run services.rooms.service` starts every class of this
 # module that has entrypoints, and ServiceBase (whose health() is one) has no service name.
 from common import service as common_service
 from common.db import Storage
 from common.errors import EXPECTED, Conflict, NotFound, PermissionDenied, ValidationFailed
+from common.rpc import rpc
 from common.validation import check_paging, parse_uuid, slugify, storable
 from services.rooms import events, schemas, validation
 from services.rooms.models import metadata
@@ -188,24 +188,28 @@ class RoomsService(common_service.ServiceBase):
         return schemas.room(row)
 
     @rpc(expected_exceptions=EXPECTED)
-    def get_room_by_host_slug(self, host_id: str, slug: str) -> dict[str, Any]:
+    def get_room_by_host_slug(
+        self, host_id: str, slug: str, include: list[str] | None = None
+    ) -> dict[str, Any]:
         """The room of host ``host_id`` whose slug is exactly ``slug`` (``room(hostSlug, roomSlug)``),
-        else ``NotFound("Room not found")``."""
+        else ``NotFound("Room not found")``. ``include`` as for :meth:`list_rooms`."""
+        details = validation.room_details(include)
         host = parse_uuid(host_id)
         row = None
         if host is not None and isinstance(slug, str) and storable(slug):
-            row = self.storage.get_room_by_host_slug(host, slug)
+            row = self.storage.get_room_by_host_slug(host, slug, details)
         if row is None:
             raise NotFound(ROOM_NOT_FOUND)
-        return schemas.room(row)
+        return schemas.room(row, details)
 
     @rpc(expected_exceptions=EXPECTED)
-    def get_many(self, ids: list[str]) -> list[dict[str, Any] | None]:
+    def get_many(self, ids: list[str], include: list[str] | None = None) -> list[dict[str, Any] | None]:
         """The rooms with these ids, aligned with ``ids``: ``None`` for an unknown or malformed id. One
-        query, for the gateway's DataLoader."""
+        query, for the gateway's DataLoader. ``include`` as for :meth:`list_rooms`."""
+        details = validation.room_details(include)
         wanted = [parse_uuid(room_id) for room_id in ids]
-        rows = self.storage.get_rooms([room_uuid for room_uuid in wanted if room_uuid is not None])
-        return [schemas.room(rows[room_uuid]) if room_uuid in rows else None for room_uuid in wanted]
+        rows = self.storage.get_rooms([room_uuid for room_uuid in wanted if room_uuid is not None], details)
+        return [schemas.room(rows[room_uuid], details) if room_uuid in rows else None for room_uuid in wanted]
 
     @rpc(expected_exceptions=EXPECTED)
     def list_rooms(
@@ -215,14 +219,20 @@ class RoomsService(common_service.ServiceBase):
         topics: list[str] | str | None = None,
         first: int | None = None,
         offset: int = 0,
+        include: list[str] | None = None,
     ) -> list[dict[str, Any]]:
         """Rooms (``rooms(hostSlug, search, topic)``, CONTRACT §5), the filters ANDed, each ignored
         when ``None``, ``""`` or ``[]``: hosted by ``host_id``; ``search`` contained, case-insensitively,
         in the name or the description; topic named exactly one of ``topics`` (a single string is a
         one-name list). Ordered by participant count DESC, created DESC, id ASC. ``offset`` rooms are
         skipped, then at most ``first`` returned (``None``: the ``ROOMS_LIST_CAP``, also the most
-        ``first`` can ask for). Negative ``first``/``offset``: form ``ValidationFailed``."""
+        ``first`` can ask for). Negative ``first``/``offset``: form ``ValidationFailed``.
+
+        ``include`` names what each room also carries, read in the same query (so a caller needs no
+        ``participants_of`` or ``get_topics`` after it): ``"participant_ids"``, the participants' user
+        ids in joining order; ``"topic"``, ``{"id", "name"}``. An unknown name: ``ValueError``."""
         limit, offset = check_paging(first, offset, self._list_cap())
+        details = validation.room_details(include)
         host = None
         if host_id is not None and host_id != "":
             host = parse_uuid(host_id)
@@ -233,33 +243,41 @@ class RoomsService(common_service.ServiceBase):
         if (search is not None and not storable(search)) or topic_names == []:
             return []  # nothing stored can match
         rows = self.storage.list_rooms(
-            host_id=host, search=search, topic_names=topic_names, limit=limit, offset=offset
+            host_id=host, search=search, topic_names=topic_names, limit=limit, offset=offset, details=details
         )
-        return [schemas.room(row) for row in rows]
+        return [schemas.room(row, details) for row in rows]
 
     @rpc(expected_exceptions=EXPECTED)
-    def rooms_participated_by(self, user_id: str, first: int | None = None, offset: int = 0) -> list[dict[str, Any]]:
+    def rooms_participated_by(
+        self, user_id: str, first: int | None = None, offset: int = 0, include: list[str] | None = None
+    ) -> list[dict[str, Any]]:
         """Rooms ``user_id`` participates in (``roomsParticipatedByUser``), by true participant count
-        DESC, created DESC, id ASC (C10); paged like :meth:`list_rooms`."""
+        DESC, created DESC, id ASC (C10); paged, and with ``include``, like :meth:`list_rooms`."""
         limit, offset = check_paging(first, offset, self._list_cap())
+        details = validation.room_details(include)
         user = parse_uuid(user_id)
         if user is None:
             return []
-        return [schemas.room(row) for row in self.storage.rooms_participated_by(user, limit, offset)]
+        rows = self.storage.rooms_participated_by(user, limit, offset, details)
+        return [schemas.room(row, details) for row in rows]
 
     @rpc(expected_exceptions=EXPECTED)
     def rooms_not_participated_by(
-        self, user_id: str, first: int | None = None, offset: int = 0
+        self, user_id: str, first: int | None = None, offset: int = 0, include: list[str] | None = None
     ) -> list[dict[str, Any]]:
-        """Rooms ``user_id`` does not participate in (``roomsNotParticipatedByUser``), in the order and
-        paging of :meth:`list_rooms`. An unknown (or malformed) user participates in none: all rooms."""
+        """Rooms ``user_id`` does not participate in (``roomsNotParticipatedByUser``), in the order,
+        paging and ``include`` of :meth:`list_rooms`. An unknown (or malformed) user participates in
+        none: all rooms."""
         limit, offset = check_paging(first, offset, self._list_cap())
+        details = validation.room_details(include)
         user = parse_uuid(user_id)
         if user is None:
-            rows = self.storage.list_rooms(host_id=None, search=None, topic_names=None, limit=limit, offset=offset)
+            rows = self.storage.list_rooms(
+                host_id=None, search=None, topic_names=None, limit=limit, offset=offset, details=details
+            )
         else:
-            rows = self.storage.rooms_not_participated_by(user, limit, offset)
-        return [schemas.room(row) for row in rows]
+            rows = self.storage.rooms_not_participated_by(user, limit, offset, details)
+        return [schemas.room(row, details) for row in rows]
 
     # --- participants -------------------------------------------------------------------------------
 
@@ -282,6 +300,20 @@ class RoomsService(common_service.ServiceBase):
         if room_uuid is None or user is None:
             return False
         return self.storage.is_participant(room_uuid, user)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def room_access(self, host_id: str, slug: str, user_id: str) -> dict[str, Any]:
+        """The room of host ``host_id`` whose slug is exactly ``slug``, and whether ``user_id``
+        participates in it, in one query: ``{"room", "participant"}`` (a chat handshake's checks 3 and
+        4, CONTRACT §10.2). ``NotFound("Room not found")`` as :meth:`get_room_by_host_slug`; an unknown
+        or malformed ``user_id`` participates in nothing."""
+        host = parse_uuid(host_id)
+        row = None
+        if host is not None and isinstance(slug, str) and storable(slug):
+            row = self.storage.room_access(host, slug, parse_uuid(user_id))
+        if row is None:
+            raise NotFound(ROOM_NOT_FOUND)
+        return {"room": schemas.room(row), "participant": bool(row.participant)}
 
     @rpc(expected_exceptions=EXPECTED)
     def members(self, room_id: str) -> list[str]:

@@ -11,9 +11,10 @@ same lock, so of one membership's changes the later-committed has the higher num
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from sqlalchemy import ColumnElement, Row, and_, delete, exists, func, select, update
+from sqlalchemy.dialects.postgresql import aggregate_order_by, array_agg
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.sql import Select
 
@@ -26,6 +27,7 @@ from services.rooms.models import (
     rooms,
     topics,
 )
+from services.rooms.schemas import PARTICIPANT_IDS, TOPIC
 
 
 class DuplicateRoom(Exception):
@@ -60,6 +62,22 @@ def _topics_with_counts() -> tuple[Select, ColumnElement[int]]:
         counts, counts.c.topic_id == topics.c.id
     )
     return query, room_count
+
+
+def _with_details(query: Select, details: Collection[str]) -> Select:
+    """A rooms ``query`` with the columns the :data:`~services.rooms.schemas.ROOM_DETAILS` in ``details``
+    need: ``participant_ids`` (joining order, then id; ``NULL`` for none) and ``topic_name``.
+
+    Correlated subqueries rather than joins, so they fit every room query as it is (paged or not, with
+    its own joins) and PostgreSQL evaluates them only for the rows the page returns."""
+    if PARTICIPANT_IDS in details:
+        joining_order = aggregate_order_by(participants.c.user_id, participants.c.joined, participants.c.user_id)
+        member_ids = select(array_agg(joining_order)).where(participants.c.room_id == rooms.c.id).correlate(rooms)
+        query = query.add_columns(member_ids.scalar_subquery().label(PARTICIPANT_IDS))
+    if TOPIC in details:
+        topic_name = select(topics.c.name).where(topics.c.id == rooms.c.topic_id).correlate(rooms)
+        query = query.add_columns(topic_name.scalar_subquery().label("topic_name"))
+    return query
 
 
 class RoomStorage(StorageBase):
@@ -104,14 +122,15 @@ class RoomStorage(StorageBase):
             query = query.with_for_update(key_share=True)
         return self.session.execute(query).one_or_none()
 
-    def get_rooms(self, room_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Row]:
+    def get_rooms(self, room_ids: Sequence[uuid.UUID], details: Collection[str] = ()) -> dict[uuid.UUID, Row]:
+        """The rooms with these ids, with the columns of ``details`` (:func:`_with_details`); one query."""
         if not room_ids:
             return {}
-        rows = self.session.execute(select(rooms).where(rooms.c.id.in_(set(room_ids)))).all()
-        return {row.id: row for row in rows}
+        query = _with_details(select(rooms), details).where(rooms.c.id.in_(set(room_ids)))
+        return {row.id: row for row in self.session.execute(query).all()}
 
-    def get_room_by_host_slug(self, host_id: uuid.UUID, slug: str) -> Row | None:
-        query = select(rooms).where(rooms.c.host_id == host_id, rooms.c.slug == slug)
+    def get_room_by_host_slug(self, host_id: uuid.UUID, slug: str, details: Collection[str] = ()) -> Row | None:
+        query = _with_details(select(rooms), details).where(rooms.c.host_id == host_id, rooms.c.slug == slug)
         return self.session.execute(query).one_or_none()
 
     def host_has_room_named(self, host_id: uuid.UUID, name: str) -> bool:
@@ -133,10 +152,12 @@ class RoomStorage(StorageBase):
         topic_names: list[str] | None,
         limit: int,
         offset: int,
+        details: Collection[str] = (),
     ) -> list[Row]:
         """Rooms matching every given filter: ``host_id``; ``search`` contained (case-insensitive) in
-        the name or the description; topic named exactly one of ``topic_names``."""
-        query = select(rooms)
+        the name or the description; topic named exactly one of ``topic_names``; with the columns of
+        ``details`` (:func:`_with_details`)."""
+        query = _with_details(select(rooms), details)
         if host_id is not None:
             query = query.where(rooms.c.host_id == host_id)
         if search:
@@ -147,13 +168,17 @@ class RoomStorage(StorageBase):
             query = query.where(rooms.c.topic_id.in_(select(topics.c.id).where(topics.c.name.in_(topic_names))))
         return self._page(query, limit, offset)
 
-    def rooms_participated_by(self, user_id: uuid.UUID, limit: int, offset: int) -> list[Row]:
-        query = select(rooms).join(participants, participants.c.room_id == rooms.c.id)
+    def rooms_participated_by(
+        self, user_id: uuid.UUID, limit: int, offset: int, details: Collection[str] = ()
+    ) -> list[Row]:
+        query = _with_details(select(rooms), details).join(participants, participants.c.room_id == rooms.c.id)
         return self._page(query.where(participants.c.user_id == user_id), limit, offset)
 
-    def rooms_not_participated_by(self, user_id: uuid.UUID, limit: int, offset: int) -> list[Row]:
+    def rooms_not_participated_by(
+        self, user_id: uuid.UUID, limit: int, offset: int, details: Collection[str] = ()
+    ) -> list[Row]:
         member = exists().where(participants.c.room_id == rooms.c.id, participants.c.user_id == user_id)
-        return self._page(select(rooms).where(~member), limit, offset)
+        return self._page(_with_details(select(rooms), details).where(~member), limit, offset)
 
     def _page(self, query: Select, limit: int, offset: int) -> list[Row]:
         return list(self.session.execute(query.order_by(*_ROOM_ORDER).offset(offset).limit(limit)).all())
@@ -179,6 +204,14 @@ class RoomStorage(StorageBase):
             exists().where(and_(participants.c.room_id == room_id, participants.c.user_id == user_id))
         )
         return bool(self.session.execute(query).scalar())
+
+    def room_access(self, host_id: uuid.UUID, slug: str, user_id: uuid.UUID | None) -> Row | None:
+        """The host's room with exactly this slug, plus a ``participant`` column saying whether
+        ``user_id`` participates in it, in one query; ``None`` when there is no such room. A ``None``
+        user participates in nothing (no membership has a null user id)."""
+        member = exists().where(participants.c.room_id == rooms.c.id, participants.c.user_id == user_id)
+        query = select(rooms, member.label("participant")).where(rooms.c.host_id == host_id, rooms.c.slug == slug)
+        return self.session.execute(query).one_or_none()
 
     # --- writes -------------------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from services.rooms.models import (
     ROOM_SLUG_MAX_LENGTH,
     TOPIC_NAME_MAX_LENGTH,
 )
+from services.rooms.schemas import ROOM_DETAILS
 
 TOPIC_LETTERS_ONLY = "Topic name must consist of letters only."
 ROOM_NAME_CHARACTERS = "Room name can only contain letters and numbers."
@@ -186,3 +187,16 @@ def topic_filter(value: Any) -> list[str] | None:
         return None
     names = [value] if isinstance(value, str) else list(value)
     return sorted({name for name in names if isinstance(name, str) and storable(name)})
+
+
+def room_details(value: Any) -> frozenset[str]:
+    """The ``include`` argument of the room reads as a set of :data:`~services.rooms.schemas.ROOM_DETAILS`
+    names (``None`` or ``[]``: none; a single string counts as a one-name list). An unknown name is the
+    caller's bug, not user input: ``ValueError``."""
+    if value is None:
+        return frozenset()
+    names = frozenset([value] if isinstance(value, str) else value)
+    unknown = names.difference(ROOM_DETAILS)
+    if unknown:
+        raise ValueError(f"include takes {', '.join(ROOM_DETAILS)}, not {', '.join(sorted(map(str, unknown)))}")
+    return names

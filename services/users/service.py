@@ -13,7 +13,6 @@ import uuid
 from typing import Any
 
 from nameko.dependency_providers import Config
-from nameko.rpc import rpc
 from nameko.timer import timer
 
 # Imported as a module, not by name: `nameko run services.users.service` starts every class of this
@@ -28,6 +27,7 @@ from common.errors import (
     RateLimited,
     ValidationFailed,
 )
+from common.rpc import rpc
 from common.validation import check_paging, parse_uuid, storable
 from services.users import events, passwords, schemas, validation
 from services.users.models import metadata

@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from testing.services import wait_until
 from tests.e2e.conftest import PASSWORD, error_of, make_token, now, unique
 
 TOKEN_AUTH = """mutation($e: String!, $p: String!) {
@@ -155,7 +156,13 @@ def test_token_of_an_inactive_user(api, service_rpc):
     """§4.2 and §6.1: a disabled account's token fails every root field; it cannot log in or refresh."""
     user = api.new_user()
     service_rpc("users", "set_active", user["id"], False)
-    body = api.gql(AUTH_STATUS, token=user["token"])
+
+    def refused() -> dict | None:
+        body = api.gql(AUTH_STATUS, token=user["token"])
+        return body if body["data"] == {"authStatus": None} else None
+
+    # The gateway hears of a change made straight at the service through its user_updated event.
+    body = wait_until(refused, message="the gateway to learn of the deactivation")
     assert body["data"] == {"authStatus": None}
     assert (error_of(body)["message"], error_of(body)["extensions"]["code"]) == ("User is disabled", "UNAUTHENTICATED")
     body = api.gql(TOKEN_AUTH, {"e": user["email"], "p": PASSWORD})

@@ -24,6 +24,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from gateway.rpc import RpcClient
+from testing.services import wait_until
 from tests.e2e.conftest import (
     Api,
     create_room,
@@ -235,6 +236,14 @@ async def test_deactivated_or_deleted_users_are_refused(api, gateways, service_r
     room = make_room(api, members=1)
     member = room.members[0]
     await asyncio.to_thread(service_rpc, "users", "set_active", member["id"], False)
+
+    # The gateway hears of a change made straight at the service through its user_updated event; a socket
+    # opened before that would be accepted and then closed with 4401 by the same event (D12).
+    def disabled() -> bool:
+        body = api.gql("{ me { username } }", token=member["token"])
+        return body["data"] == {"me": None} and body["errors"][0]["message"] == "User is disabled"
+
+    await asyncio.to_thread(wait_until, disabled, message="the gateway to learn of the deactivation")
     assert await refusal(gateways[0], room.host_name, room.slug, member["token"]) == 403
 
 
@@ -256,6 +265,31 @@ async def test_slash_form_and_200_character_names(api, gateways):
     assert (await host_chat.next())["id"] == frame["id"]
     await host_chat.close()
     await member_chat.close()
+
+
+def socket_opened_log(stack, user_id: str, timeout: float = 5.0) -> dict[str, Any]:
+    """The first gateway's log line saying a chat socket of ``user_id`` opened."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for line in stack.gateways[0].log_path.read_text(errors="replace").splitlines():
+            if line.startswith("{"):
+                record = json.loads(line)
+                if record.get("msg") == "chat socket opened" and record.get("user_id") == user_id:
+                    return record
+        assert time.monotonic() < deadline, f"no chat socket opened for {user_id}"
+        time.sleep(0.1)
+
+
+async def test_a_handshake_costs_at_most_three_rpcs(api, stack):
+    room = make_room(api, members=1)
+    member = room.members[0]
+    chat = await room.open(stack.gateway_url, member)
+    await chat.close()
+    record = await asyncio.to_thread(socket_opened_log, stack, member["id"])
+    assert record["room_id"] == room.id
+    # The token's user, the host's id, then the room and the participation in one rooms.room_access.
+    assert record["rpc_calls"] <= 3, record
+    assert record["call_id"].startswith("gateway.chat."), record
 
 
 # --- delivery (C1, §10.4, A7, B7a) -----------------------------------------------------------------------

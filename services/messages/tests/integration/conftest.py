@@ -9,14 +9,19 @@ the one rooms RPC this service calls.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
+import eventlet
 import pytest
 from nameko.rpc import rpc
 from nameko.standalone.rpc import ServiceRpcProxy
+from sqlalchemy import event
 
+from common.db import Storage
+from common.outbox import OutboxRelay
 from services.messages.service import MessagesService
 from testing.services import EventQueue
 
@@ -135,3 +140,65 @@ def published(events_of) -> EventQueue:
 def of_room(events: EventQueue, room_id: str) -> list[tuple[str, dict[str, Any]]]:
     """The events received so far that concern one room, in order."""
     return [(kind, payload) for kind, payload in events.received if payload.get("room_id") == room_id]
+
+
+# --- what the service sends to the database ----------------------------------------------------------
+
+
+class Recorded:
+    """The statements and transaction ends one stretch of a container's work sent to the database."""
+
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+        self.commits = 0
+        self.rollbacks = 0
+
+    def verbs(self) -> list[str]:
+        """Each statement's first word: ``["WITH", "INSERT"]``."""
+        return [statement.split()[0] for statement in self.statements]
+
+
+class DatabaseTraffic:
+    """Records what the workers of a container send through its engine (its outbox relay's passes,
+    which run on their own schedule, left out): statements as SQLAlchemy sends them, commits and
+    rollbacks. Each of them is one round trip to PostgreSQL, as is the BEGIN psycopg sends before a
+    transaction's first statement."""
+
+    def __init__(self, container) -> None:
+        storage = next(dep for dep in container.dependencies if isinstance(dep, Storage))
+        self._relays = [ext for ext in container.subextensions if isinstance(ext, OutboxRelay)]
+        self._engine = storage.engine
+        self._current: Recorded | None = None
+        event.listen(self._engine, "before_cursor_execute", self._statement)
+        event.listen(self._engine, "commit", self._commit)
+        event.listen(self._engine, "rollback", self._rollback)
+
+    def _of_a_worker(self) -> bool:
+        return self._current is not None and not any(
+            eventlet.getcurrent() is relay._loop for relay in self._relays
+        )
+
+    def _statement(self, conn, cursor, statement, parameters, context, executemany) -> None:
+        if self._of_a_worker():
+            self._current.statements.append(statement)
+
+    def _commit(self, conn) -> None:
+        if self._of_a_worker():
+            self._current.commits += 1
+
+    def _rollback(self, conn) -> None:
+        if self._of_a_worker():
+            self._current.rollbacks += 1
+
+    @contextlib.contextmanager
+    def recording(self) -> Iterator[Recorded]:
+        self._current = Recorded()
+        try:
+            yield self._current
+        finally:
+            self._current = None
+
+
+@pytest.fixture
+def database_traffic(messages_container) -> DatabaseTraffic:
+    return DatabaseTraffic(messages_container)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from common.errors import ValidationFailed
-from services.messages.tests.integration.conftest import new_id
+from services.messages.tests.integration.conftest import DatabaseTraffic, new_id, of_room
 
 pytestmark = pytest.mark.integration
 
@@ -100,3 +100,41 @@ def test_changes_since_arguments(messages):
     with pytest.raises(ValidationFailed) as caught:
         messages.changes_since(new_id(), -1)
     assert caught.value.errors == {"since_seq": ["Ensure this value is greater than or equal to 0."]}
+
+
+def test_two_containers_share_the_work_and_keep_each_room_gapless(start_messages, rpc_proxy, member, events_of):
+    """Two messages containers, each with its own connection pool and outbox relay as two processes
+    would have, consume the same RPC queue: the sequence is taken in the database and the relays take
+    turns under an advisory lock, so numbers stay unique and gapless per room and each room's events
+    go out once each, in sequence order."""
+    containers = [start_messages(), start_messages()]
+    traffic = [DatabaseTraffic(container) for container in containers]
+    published = events_of("messages")
+    rooms = [new_id(), new_id()]
+    authors = [new_id() for _ in range(4)]
+    for room in rooms:
+        for author in authors:
+            member(room, author)
+    with rpc_proxy() as proxy, traffic[0].recording() as first, traffic[1].recording() as second:
+        calls = [
+            proxy.post_message.call_async(rooms[index % 2], authors[index % 4], f"m{index}") for index in range(60)
+        ]
+        posted = [call.result() for call in calls]
+        edits = [proxy.edit_message.call_async(message["id"], message["user_id"], "edited") for message in posted[:10]]
+        edited = [call.result() for call in edits]
+        for room in rooms:
+            assert proxy.last_seq(room) == 35
+            in_created_order = sorted((m for m in posted if m["room_id"] == room), key=lambda m: m["seq"])
+            assert [m["id"] for m in proxy.history(room)] == [m["id"] for m in in_created_order]
+    for recorded in (first, second):  # both took a share of the posts
+        assert any("INSERT INTO messages.messages" in statement for statement in recorded.statements)
+
+    for room in rooms:
+        numbers = [m["seq"] for m in posted if m["room_id"] == room] + [m["seq"] for m in edited if m["room_id"] == room]
+        assert sorted(numbers) == list(range(1, 36))
+        created = published.wait_for("message_created", count=30, room_id=room)
+        updated = published.wait_for("message_updated", count=5, room_id=room)
+        assert [event["seq"] for event in created] == list(range(1, 31))
+        assert [event["seq"] for event in updated] == list(range(31, 36))
+    published.drain()
+    assert [len(of_room(published, room)) for room in rooms] == [35, 35]  # none twice

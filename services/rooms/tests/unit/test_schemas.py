@@ -43,3 +43,20 @@ def test_event_payloads():
     assert events.participant_left("r", "u", 8) == {"room_id": "r", "user_id": "u", "membership_version": 8}
     room = {"id": "r", "name": "Room"}
     assert events.room_created(room) == room and events.room_created(room) is not room
+
+
+def test_room_details_are_added_only_when_asked():
+    first, second = uuid.uuid4(), uuid.uuid4()
+    moment = datetime(2025, 8, 20, 12, tzinfo=timezone.utc)
+    row = SimpleNamespace(
+        id=uuid.uuid4(), host_id=first, topic_id=7, name="Room", slug="room", description="", created=moment,
+        updated=moment, participant_count=2, participant_ids=[first, second], topic_name="Python",
+    )
+    plain = schemas.room(row)
+    assert "participant_ids" not in plain and "topic" not in plain
+    assert schemas.room(row, {"participant_ids", "topic"}) == {
+        **plain, "participant_ids": [str(first), str(second)], "topic": {"id": 7, "name": "Python"},
+    }
+    assert schemas.room(SimpleNamespace(**{**vars(row), "participant_ids": None}), {"participant_ids"}) == {
+        **plain, "participant_ids": [],  # array_agg over no participant is NULL
+    }

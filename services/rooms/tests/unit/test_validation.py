@@ -184,3 +184,15 @@ def test_topic_filter():
     assert validation.topic_filter(["Python", "Go", "Python"]) == ["Go", "Python"]
     assert validation.topic_filter(["\x00"]) == []  # matches nothing, rather than being ignored
     assert validation.topic_filter([""]) == [""]
+
+
+# --- what a room read includes ---------------------------------------------------------------------
+
+
+def test_room_details():
+    assert validation.room_details(None) == validation.room_details([]) == frozenset()
+    assert validation.room_details("topic") == {"topic"}
+    assert validation.room_details(["participant_ids", "topic", "topic"]) == {"participant_ids", "topic"}
+    for unknown in (["participants"], ["topic", "host"]):
+        with pytest.raises(ValueError):
+            validation.room_details(unknown)
