@@ -27,6 +27,14 @@ from gateway.users.directory import UserDirectory
 LoaderT = TypeVar("LoaderT")
 
 
+def _held(future: asyncio.Future[Any] | None) -> Any:
+    """The value of a DataLoader's cached future, ``NOT_LOADED`` while there is none yet; a failed load
+    counts as none (``load`` raises it)."""
+    if future is None or not future.done() or future.cancelled() or future.exception() is not None:
+        return NOT_LOADED
+    return future.result()
+
+
 def _never() -> bool:
     return False
 
@@ -108,10 +116,18 @@ class GraphQLContext:
         """What the request's DataLoader made by ``factory`` already holds for ``key`` (primed, or loaded
         earlier in the request), else :data:`~gateway.graphql.loading.NOT_LOADED`; lets a field whose
         data is in hand resolve without awaiting a DataLoader future."""
-        future = self.loader(factory).cache_map.get(key)
-        if future is None or not future.done() or future.cancelled() or future.exception() is not None:
-            return NOT_LOADED  # a failed load is left to ``load``, which raises it
-        return future.result()
+        return _held(self.loader(factory).cache_map.get(key))
+
+    def loaded_many(self, factory: Callable[[GraphQLContext], DataLoader[Any, Any]], keys: Iterable[Any]) -> Any:
+        """:meth:`loaded` of each of ``keys``, in their order, or ``NOT_LOADED`` when any is not held."""
+        cache = self.loader(factory).cache_map
+        values = []
+        for key in keys:
+            value = _held(cache.get(key))
+            if value is NOT_LOADED:
+                return NOT_LOADED
+            values.append(value)
+        return values
 
     def load_missing(
         self, factory: Callable[[GraphQLContext], DataLoader[Any, Any]], keys: Iterable[Any]

@@ -21,8 +21,10 @@ pins):
 
 Anything else, or anything unusual (``None`` for a non-null leaf, another kind of value, a coercion that
 fails, data not loaded), takes graphql-core's regular path, which reports errors as always. An object
-value goes straight to its fields (:meth:`GatewayExecutor.complete_value`). Schema extensions that wrap
-every resolver (``SchemaExtension.resolve``) turn the shortcuts off, so they keep seeing every field.
+value goes straight to its fields (:meth:`GatewayExecutor.complete_value`), and an object whose selected
+fields are all plain leaves is answered once per execution: a list's users and topics are the same few
+objects in many rows (:func:`~gateway.graphql.loading.made_once`). Schema extensions that wrap every
+resolver (``SchemaExtension.resolve``) turn the shortcuts off, so they keep seeing every field.
 """
 
 from __future__ import annotations
@@ -80,6 +82,22 @@ class InHand(NamedTuple):
 
 Shortcuts = dict[str, dict[str, PlainLeaf | InHand]]
 """Object type name → field name → how to answer it."""
+
+Step = tuple[str, Any, str | None, Callable[[Any], Any] | None, bool, InHand | None]
+"""One field of a selection: response name, field details, then a plain leaf's attribute, coercion and
+nullability, or an in-hand field (all ``None``: the regular path)."""
+
+
+class Plan(NamedTuple):
+    """How :meth:`GatewayExecutor.execute_fields` answers one selection on one object type."""
+
+    grouped_field_set: Any
+    parent_type: GraphQLObjectType
+    steps: list[Step] | None
+    """One per field; ``None`` when no field of the type has a shortcut."""
+    completed: dict[int, tuple[Any, dict[str, Any]]] | None
+    """When every field is a plain leaf: the answers so far, by source object (``id``)."""
+
 
 _SHORTCUTS: WeakKeyDictionary[GraphQLSchema, Shortcuts] = WeakKeyDictionary()
 
@@ -142,6 +160,13 @@ class GatewayExecutor(StrawberryGraphQLCoreExecutionContext):
             # An empty manager still looks up a wrapped resolver for every field.
             self.middleware_manager = None
         self.shortcuts: Shortcuts = {} if self.middleware_manager is not None else shortcut_fields(self.schema)
+        self._plans: dict[int, Plan] = {}
+
+    def build_per_event_executor(self, payload: Any) -> Any:
+        """graphql-core's copy for one subscription event, with answers of its own (a copy shares them)."""
+        executor = super().build_per_event_executor(payload)
+        executor._plans = {}
+        return executor
 
     def complete_value(
         self,
@@ -178,45 +203,54 @@ class GatewayExecutor(StrawberryGraphQLCoreExecutionContext):
         position_context: Any,
     ) -> Any:
         """graphql-core's ``execute_fields``, answering plain leaves and in-hand fields in the loop; every
-        other field goes through ``execute_field``."""
-        shortcuts = self.shortcuts.get(parent_type.name)
-        if shortcuts is None:
+        other field goes through ``execute_field``. An object whose selected fields are all plain leaves
+        is completed once per execution: the same user in a hundred rows gets the same answer."""
+        plan = self.plan(parent_type, grouped_field_set)
+        if plan.steps is None:
             return super().execute_fields(parent_type, source_value, path, grouped_field_set, position_context)
+        completed = plan.completed
+        if completed is not None:
+            known = completed.get(id(source_value))
+            if known is not None and known[0] is source_value:
+                return known[1]
         results: dict[str, Any] = {}
         is_awaitable = self.is_awaitable
         awaitable_fields: list[str] = []
+        regular = False
         try:
-            for response_name, field_details_list in grouped_field_set.items():
-                shortcut = shortcuts.get(field_details_list[0].node.name.value)
-                if shortcut is not None:
-                    if shortcut.__class__ is PlainLeaf:
-                        value = getattr(source_value, shortcut.attribute, _MISSING)
-                        if value.__class__ in PLAIN_VALUE_TYPES:
-                            try:
-                                coerced = shortcut.coerce(value)
-                            except Exception:  # noqa: BLE001 - execute_field below reports it where it belongs
-                                coerced = None
-                            if coerced is not None and coerced is not Undefined:
-                                results[response_name] = coerced
-                                continue
-                        elif value is None and shortcut.nullable:
-                            results[response_name] = None
+            for response_name, field_details_list, attribute, coerce, nullable, hand in plan.steps:
+                if attribute is not None:
+                    value = getattr(source_value, attribute, _MISSING)
+                    if value.__class__ in PLAIN_VALUE_TYPES:
+                        try:
+                            coerced = coerce(value)
+                        except Exception:  # noqa: BLE001 - execute_field below reports it where it belongs
+                            coerced = None
+                        if coerced is not None and coerced is not Undefined:
+                            results[response_name] = coerced
                             continue
-                    else:
-                        value = shortcut.read(source_value, self.context_value)
-                        if value is not NOT_LOADED:
-                            result = self.complete_in_hand(
-                                shortcut,
-                                parent_type,
-                                field_details_list,
-                                Path(path, response_name, parent_type.name),
-                                value,
-                                position_context,
-                            )
-                            results[response_name] = result
-                            if is_awaitable(result):
-                                awaitable_fields.append(response_name)
-                            continue
+                    elif value is None and nullable:
+                        results[response_name] = None
+                        continue
+                elif hand is not None:
+                    try:
+                        value = hand.read(source_value, self.context_value)
+                    except Exception:  # noqa: BLE001 - the resolver below runs instead, and reports its own
+                        value = NOT_LOADED
+                    if value is not NOT_LOADED:
+                        result = self.complete_in_hand(
+                            hand,
+                            parent_type,
+                            field_details_list,
+                            Path(path, response_name, parent_type.name),
+                            value,
+                            position_context,
+                        )
+                        results[response_name] = result
+                        if is_awaitable(result):
+                            awaitable_fields.append(response_name)
+                        continue
+                regular = True
                 result = self.execute_field(
                     parent_type,
                     source_value,
@@ -235,6 +269,9 @@ class GatewayExecutor(StrawberryGraphQLCoreExecutionContext):
             raise
 
         if not awaitable_fields:
+            if completed is not None and not regular:
+                # The source kept with its answer, so its id cannot be reused while the answer is.
+                completed[id(source_value)] = (source_value, results)
             return results
 
         async def get_results() -> dict[str, Any]:
@@ -247,6 +284,29 @@ class GatewayExecutor(StrawberryGraphQLCoreExecutionContext):
             return results
 
         return get_results()
+
+    def plan(self, parent_type: GraphQLObjectType, grouped_field_set: Any) -> Plan:
+        """How to answer the fields of ``grouped_field_set`` on ``parent_type``, worked out once per
+        selection: graphql-core collects a selection once per execution (the same grouped field set for
+        every row of a list)."""
+        known = self._plans.get(id(grouped_field_set))
+        if known is not None and known.grouped_field_set is grouped_field_set and known.parent_type is parent_type:
+            return known
+        shortcuts = self.shortcuts.get(parent_type.name)
+        steps: list[Step] | None = None
+        if shortcuts is not None:
+            steps = []
+            for response_name, field_details_list in grouped_field_set.items():
+                shortcut = shortcuts.get(field_details_list[0].node.name.value)
+                if shortcut.__class__ is PlainLeaf:
+                    steps.append((response_name, field_details_list, *shortcut, None))
+                else:
+                    steps.append((response_name, field_details_list, None, None, False, shortcut))
+        all_plain = steps is not None and all(step[2] is not None for step in steps)
+        # The set is kept in its plan, so its id cannot be reused while the plan is.
+        plan = Plan(grouped_field_set, parent_type, steps, {} if all_plain else None)
+        self._plans[id(grouped_field_set)] = plan
+        return plan
 
     def complete_in_hand(
         self,

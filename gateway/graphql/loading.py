@@ -9,14 +9,20 @@ by UUID use :class:`UuidKeyCache`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from strawberry.dataloader import AbstractCache
 
 from gateway.graphql.scalars import normalize_uuid
 
-__all__ = ["NOT_LOADED", "UuidKeyCache", "load_all"]
+if TYPE_CHECKING:
+    from gateway.graphql.context import GraphQLContext
+
+__all__ = ["NOT_LOADED", "UuidKeyCache", "load_all", "made_once"]
+
+RecordT = TypeVar("RecordT")
+MadeT = TypeVar("MadeT")
 
 NOT_LOADED: Any = object()
 """What is answered for a key a DataLoader does not hold yet (or holds a failed load for)."""
@@ -50,6 +56,23 @@ class UuidKeyCache(AbstractCache[Any, Any]):
     def clear(self) -> None:
         """Forget every key."""
         self.futures.clear()
+
+
+def made_once(context: GraphQLContext, build: Callable[[RecordT], MadeT], record: RecordT) -> MadeT:
+    """``build(record)``, made once per record per request: a list shows the same users and topics in
+    many rows (hosts, participants, authors), and the executor completes an object it has completed
+    before, with the same plain selection, at no cost (:mod:`gateway.graphql.execution`)."""
+    made = context.loader(_made)
+    key = (build, id(record))
+    found = made.get(key)
+    if found is None or found[0] is not record:
+        found = made[key] = (record, build(record))  # the record kept with it, so its id stays its own
+    return found[1]  # type: ignore[no-any-return]
+
+
+def _made(_context: GraphQLContext) -> dict[tuple[Any, int], tuple[Any, Any]]:
+    """The request's objects :func:`made_once` built (``context.loader`` keeps one of these per request)."""
+    return {}
 
 
 async def load_all(*loads: Awaitable[Any] | None) -> None:

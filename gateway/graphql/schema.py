@@ -21,7 +21,7 @@ from gateway.auth.credentials import protect_root_fields
 from gateway.chat.subscriptions import ChatSubscription
 from gateway.graphql.compat import LegacyWording
 from gateway.graphql.errors import ErrorCodes
-from gateway.graphql.execution import GatewayExecutor
+from gateway.graphql.execution import GatewayExecutor, shortcut_fields
 from gateway.graphql.limits import limit_extensions
 from gateway.graphql.parsing import CachedParser, CachedValidation, ValidationResults
 from gateway.graphql.scalars import SCALAR_MAP
@@ -74,7 +74,7 @@ def build_schema(settings: Settings) -> GatewaySchema:
         lambda: CachedValidation(validation_results),
         ErrorCodes,
     ]
-    return GatewaySchema(
+    schema = GatewaySchema(
         query=query,
         mutation=mutation,
         subscription=subscription,
@@ -86,3 +86,5 @@ def build_schema(settings: Settings) -> GatewaySchema:
             disable_field_suggestions=not settings.introspection,
         ),
     )
+    shortcut_fields(schema._schema)  # worked out once, here, so a misdeclared in_hand field fails at start
+    return schema

@@ -17,7 +17,7 @@ from strawberry.types import Info
 from gateway.graphql import errors
 from gateway.graphql.context import GraphQLContext
 from gateway.graphql.execution import in_hand
-from gateway.graphql.loading import NOT_LOADED
+from gateway.graphql.loading import NOT_LOADED, made_once
 from gateway.graphql.scalars import CanonicalDateTime, CanonicalUUID
 from gateway.rooms.loaders import room_loader
 from gateway.rooms.types import RoomType
@@ -38,7 +38,7 @@ def message_not_found() -> errors.GatewayError:
 
 def _author_in_hand(message: MessageType, context: GraphQLContext) -> UserType | Any:
     record = context.loaded(user_loader, message.user_id)
-    return NOT_LOADED if record is None or record is NOT_LOADED else UserType.from_record(record)
+    return NOT_LOADED if record is None or record is NOT_LOADED else made_once(context, UserType.from_record, record)
 
 
 def _room_in_hand(message: MessageType, context: GraphQLContext) -> RoomType | Any:

@@ -186,19 +186,13 @@ def participants_in_hand(context: GraphQLContext, room_id: str) -> list[UserReco
     """:func:`participants` without awaiting, when the room's participant ids and every one of those
     users are already loaded (as :func:`prepare_rooms` leaves them); else ``NOT_LOADED``."""
     ids = context.loaded(participant_ids_loader, room_id)
-    if ids is NOT_LOADED:
-        return NOT_LOADED
-    records = []
-    for user_id in ids:
-        record = context.loaded(user_loader, user_id)
-        if record is NOT_LOADED:
-            return NOT_LOADED
-        records.append(record)
-    return _ordered_participants(context, records)
+    records = NOT_LOADED if ids is NOT_LOADED else context.loaded_many(user_loader, ids)
+    return NOT_LOADED if records is NOT_LOADED else _ordered_participants(context, records)
 
 
 def _ordered_participants(context: GraphQLContext, records: Iterable[UserRecord | None]) -> list[UserRecord]:
-    users = sorted((r for r in records if r is not None), key=lambda r: (r["username"], normalize_uuid(r["id"])))
+    # Users' ids are the canonical strings the users service sends: they sort as they are.
+    users = sorted((r for r in records if r is not None), key=lambda r: (r["username"], r["id"]))
     return users[: context.settings.list_cap]
 
 

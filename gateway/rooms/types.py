@@ -17,7 +17,7 @@ from strawberry.types import Info
 from gateway.graphql import errors
 from gateway.graphql.context import GraphQLContext
 from gateway.graphql.execution import in_hand
-from gateway.graphql.loading import NOT_LOADED
+from gateway.graphql.loading import NOT_LOADED, made_once
 from gateway.graphql.scalars import CanonicalDateTime, CanonicalUUID
 from gateway.rooms import loaders
 from gateway.users.types import UserType
@@ -44,17 +44,19 @@ class TopicType:
 
 def _host_in_hand(room: RoomType, context: GraphQLContext) -> UserType | Any:
     record = context.loaded(loaders.user_loader, room.host_id)
-    return NOT_LOADED if record is None or record is NOT_LOADED else UserType.from_record(record)
+    return NOT_LOADED if record is None or record is NOT_LOADED else made_once(context, UserType.from_record, record)
 
 
 def _topic_in_hand(room: RoomType, context: GraphQLContext) -> TopicType | Any:
     record = context.loaded(loaders.topic_loader, room.topic_id)
-    return NOT_LOADED if record is None or record is NOT_LOADED else TopicType.from_record(record)
+    return NOT_LOADED if record is None or record is NOT_LOADED else made_once(context, TopicType.from_record, record)
 
 
 def _participants_in_hand(room: RoomType, context: GraphQLContext) -> list[UserType] | Any:
     records = loaders.participants_in_hand(context, room.id)
-    return records if records is NOT_LOADED else [UserType.from_record(record) for record in records]
+    if records is NOT_LOADED:
+        return NOT_LOADED
+    return [made_once(context, UserType.from_record, record) for record in records]
 
 
 @strawberry.type(name="RoomType", description="A chat room, hosted by a user under a topic.")

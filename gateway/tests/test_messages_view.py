@@ -16,6 +16,7 @@ import pytest
 
 from gateway.tests.fake_rooms import FakeRoomsBase, gql
 from gateway.tests.fake_users import FakeRpc, FakeUsers, remote
+from gateway.tests.test_rooms_view import loads_counted
 from gateway.tests.test_view import token_for
 
 NEGATIVE = ["Ensure this value is greater than or equal to 0."]
@@ -399,6 +400,19 @@ async def test_a_list_of_50_messages_costs_the_same_calls_as_a_list_of_5(client,
     assert measured[5] == measured[50] == Counter({
         "users.get_by_username": 1, "rooms.get_room_by_host_slug": 1, "messages.history": 1, "users.get_many": 1,
     })
+
+
+async def test_a_listed_messages_fields_take_no_loader_call_per_row(client, users, rooms, messages, rpc, monkeypatch):
+    """The list loads what its rows show before they are resolved (the authors and participants in one
+    users batch, the room with its lookup); each message's author and room, and the room's host, topic
+    and participants, are then answered from it, without a DataLoader round per row and field."""
+    crowd(users, rooms, messages, 30, "hand")
+    loads = loads_counted(monkeypatch)
+    body = await gql(client, MESSAGES, {"h": "handhost", "r": "hand-room"}, rpc=rpc)
+    assert "errors" not in body, body
+    assert len({message["user"]["id"] for message in body["data"]["messages"]}) == 30
+    assert all(len(message["room"]["participants"]) == 31 for message in body["data"]["messages"])
+    assert loads == Counter({"user_loader": 30})  # the batch: the 30 authors (the host came with its lookup)
 
 
 async def test_a_users_messages_in_many_rooms_cost_the_same_calls(client, users, rooms, messages, rpc):

@@ -11,6 +11,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
+from strawberry.dataloader import DataLoader
 
 from gateway.tests.fake_rooms import FakeRooms, gql
 from gateway.tests.fake_users import FakeRpc, FakeUsers
@@ -83,6 +84,32 @@ async def test_a_list_of_50_rooms_costs_the_same_two_calls_as_a_list_of_5(client
         assert all(len(room["participants"]) == 4 for room in body["data"]["rooms"])
         measured[count] = Counter(rpc.methods_called())
     assert measured[5] == measured[50] == LIST_BUDGET
+
+
+def loads_counted(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    """``DataLoader.load`` calls from now on, by the loader factory (``user_loader``, …)."""
+    counts: Counter[str] = Counter()
+    original = DataLoader.load
+
+    def counting(self: DataLoader[Any, Any], key: Any) -> Any:
+        counts[self.load_fn.__qualname__.split(".")[0]] += 1
+        return original(self, key)
+
+    monkeypatch.setattr(DataLoader, "load", counting)
+    return counts
+
+
+async def test_a_listed_rooms_fields_take_no_loader_call_per_row(client, users, rooms, rpc, monkeypatch):
+    """The list loads what its rows show before they are resolved (hosts and participants in one users
+    batch, the rest came with the list); each row's host, topic and participants are then answered from
+    it, without a DataLoader round per row and field."""
+    populate(users, rooms, 20, "hand")
+    loads = loads_counted(monkeypatch)
+    body = await gql(client, f"{{ rooms {{ {FULL_ROOM} }} }}", rpc=rpc)
+    assert "errors" not in body, body
+    assert len(body["data"]["rooms"]) == 20 and all(len(room["participants"]) == 4 for room in body["data"]["rooms"])
+    assert loads == Counter({"user_loader": 80})  # the batch: 20 hosts and 60 other participants, once each
+    assert Counter(rpc.methods_called()) == LIST_BUDGET
 
 
 async def test_fragments_aliases_and_every_list_field_stay_within_budget(client, users, rooms, rpc):
