@@ -3,10 +3,11 @@ published after commit. Nothing is lost between commit and publication: rows sta
 confirmed them, and a relay loop retries whatever an interrupted worker left behind. Delivery is at
 least once, so every event handler is idempotent.
 
-The relay publishes a batch of rows, oldest first, on one channel in confirm mode without waiting
-between them, waits once for the broker's confirms of the whole batch, and only then deletes the rows
-and commits. A negative confirm, a lost connection or a confirm that does not come in time rolls the
-batch back: its rows are published again, in the same order, on the next pass.
+The relay deletes a batch of rows, oldest first, returning them (one statement), publishes them in that
+order on one channel in confirm mode without waiting between them, waits once for the broker's
+confirms of the whole batch, and only then commits the deletion. A negative confirm, a lost connection
+or a confirm that does not come in time rolls the batch back: its rows are published again, in the
+same order, on the next pass.
 
 Routing convention: an event whose payload names a room (``room_id``) carries that id as the message
 header ``room_id`` as well, so a consumer can bind a headers exchange to just the rooms it serves (the
@@ -32,7 +33,7 @@ from nameko.constants import (
 )
 from nameko.events import get_event_exchange
 from nameko.extensions import SharedExtension
-from sqlalchemy import BigInteger, Column, DateTime, MetaData, Table, Text, delete, func, select, text
+from sqlalchemy import BigInteger, Column, DateTime, MetaData, Table, Text, cast, delete, func, select, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine
 
@@ -42,15 +43,31 @@ CALL_ID_STACK_HEADER = "nameko.call_id_stack"
 ROUTING_HEADERS = ("room_id",)
 
 
-def routing_headers(payload: object) -> dict[str, str]:
-    """Headers a consumer may bind on, taken from the payload (see the module docstring)."""
-    if not isinstance(payload, dict):
-        return {}
-    return {key: str(payload[key]) for key in ROUTING_HEADERS if payload.get(key) is not None}
-
-
 def _headers(row: Any) -> dict[str, Any]:
-    return {CALL_ID_STACK_HEADER: list(row.call_id_stack), **routing_headers(row.payload)}
+    """The headers of a row taken by :func:`take_batch_statement`: the call id stack, and each of
+    ``ROUTING_HEADERS`` the payload has (see the module docstring)."""
+    headers: dict[str, Any] = {CALL_ID_STACK_HEADER: list(row.call_id_stack)}
+    for key in ROUTING_HEADERS:
+        value = getattr(row, f"header_{key}")
+        if value is not None:
+            headers[key] = value
+    return headers
+
+
+def take_batch_statement(table: Table, batch_size: int) -> Any:
+    """Delete the oldest ``batch_size`` rows, returning each with its payload as JSON text (published
+    as it is: no decoding and encoding again) and the text of each of its ``ROUTING_HEADERS`` (``NULL``
+    when the payload has none). One statement reads and deletes a batch: the deletion commits only once
+    the broker has confirmed the batch, else rolls back."""
+    oldest = select(table.c.id).order_by(table.c.id).limit(batch_size).scalar_subquery()
+    headers = [table.c.payload.op("->>", return_type=Text)(key).label(f"header_{key}") for key in ROUTING_HEADERS]
+    return (
+        delete(table)
+        .where(table.c.id.in_(oldest))
+        .returning(
+            table.c.id, table.c.event_type, cast(table.c.payload, Text).label("payload"), table.c.call_id_stack, *headers
+        )
+    )
 
 
 def outbox_table(metadata: MetaData) -> Table:
@@ -88,15 +105,22 @@ class BatchPublisher:
         self._unconfirmed: set[int] = set()
         self._nacked = False
 
-    def publish(self, events: Iterable[tuple[Any, str, dict[str, Any]]]) -> None:
-        """Publish each ``(payload, routing_key, headers)`` in order; return once the broker has
-        confirmed all of them, else raise."""
+    def publish(self, events: Iterable[tuple[str, str, dict[str, Any]]]) -> None:
+        """Publish each ``(payload as JSON text, routing_key, headers)`` in order; return once the broker
+        has confirmed all of them, else raise."""
         try:
             producer = self._producer or self._open()
             for payload, routing_key, headers in events:
                 self._published += 1
                 self._unconfirmed.add(self._published)
-                producer.publish(payload, routing_key=routing_key, headers=headers, delivery_mode=PERSISTENT)
+                producer.publish(
+                    payload,
+                    content_type="application/json",  # what nameko's json serializer labels an event
+                    content_encoding="utf-8",
+                    routing_key=routing_key,
+                    headers=headers,
+                    delivery_mode=PERSISTENT,
+                )
             self._wait_for_confirms()
         except BaseException:
             self.close(graceful=False)
@@ -155,12 +179,18 @@ class OutboxRelay(SharedExtension):
         super().__init__()
         self.engine: Engine | None = None
         self.table: Table | None = None
+        self._take_batch: Any = None
+        self._lock: Any = None
         self._loop = None
         self._stopped = False
         self._wakeup = eventlet.event.Event()
 
     def bind_storage(self, engine: Engine, table: Table) -> None:
         self.engine, self.table = engine, table
+        self._take_batch = take_batch_statement(table, self.batch_size)  # built once: no per-pass compiling
+        # One relay at a time per service keeps events in commit order across workers. The table's name
+        # is written into the statement, so a filter on "outbox" tells the relay's statements apart.
+        self._lock = text(f"SELECT pg_advisory_xact_lock(hashtext('{table}'))")
 
     def setup(self) -> None:
         config = self.container.config
@@ -212,14 +242,11 @@ class OutboxRelay(SharedExtension):
             return published
 
     def _relay_batch(self) -> int:
-        table = self.table
         with self.engine.begin() as conn:
-            # One relay at a time per service keeps events in commit order across workers.
-            conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": str(table)})
-            rows = conn.execute(select(table).order_by(table.c.id).limit(self.batch_size)).all()
+            conn.execute(self._lock)
+            rows = sorted(conn.execute(self._take_batch).all(), key=lambda row: row.id)  # RETURNING has no order
             if rows:
                 self.publisher.publish((row.payload, row.event_type, _headers(row)) for row in rows)
-                conn.execute(delete(table).where(table.c.id.in_([row.id for row in rows])))
         return len(rows)
 
     def _relay_forever(self) -> None:

@@ -19,6 +19,9 @@ _STANDARD_ATTRIBUTES = set(vars(logging.makeLogRecord({}))) | {"message", "ascti
 
 request_log = logging.getLogger("gateway.request")
 
+# Built once: json.dumps with options constructs a new encoder per call, and every request logs a line.
+_LINE_ENCODER = json.JSONEncoder(default=str, ensure_ascii=False)
+
 
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: ts, level, service, logger, msg, call_id, any ``extra=`` fields, exc."""
@@ -44,7 +47,7 @@ class JsonFormatter(logging.Formatter):
                 line[key] = value
         if record.exc_info:
             line["exc"] = self.formatException(record.exc_info)
-        return json.dumps(line, default=str, ensure_ascii=False)
+        return _LINE_ENCODER.encode(line)
 
 
 def configure_logging(level: str = "INFO", fmt: str = "json") -> None:

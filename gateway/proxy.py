@@ -8,15 +8,15 @@ address or scheme with its own ``X-Forwarded-*`` headers.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Collection
 
 from starlette.requests import HTTPConnection
 
 from gateway.settings import IPNetwork, Settings
 
 
-def _is_trusted(address: str | None, proxies: Iterable[IPNetwork]) -> bool:
-    if not address:
+def _is_trusted(address: str | None, proxies: Collection[IPNetwork]) -> bool:
+    if not address or not proxies:  # no proxies (the default): no address to parse
         return False
     try:
         ip = ipaddress.ip_address(address)
@@ -57,7 +57,8 @@ def is_secure(connection: HTTPConnection, settings: Settings) -> bool:
     HTTPS directly or per a trusted proxy's ``X-Forwarded-Proto``."""
     if settings.secure_cookies != "auto":
         return settings.secure_cookies == "true"
-    if connection.url.scheme in ("https", "wss"):
+    # The scope's scheme is what ``connection.url`` would parse, without building the URL.
+    if connection.scope.get("scheme", "http") in ("https", "wss"):
         return True
     if _is_trusted(peer_address(connection), settings.trusted_proxies):
         proto = connection.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()

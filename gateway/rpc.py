@@ -29,6 +29,7 @@ from typing import Any
 
 import aio_pika
 import aiormq
+import orjson
 from aio_pika.abc import (
     AbstractExchange,
     AbstractIncomingMessage,
@@ -145,7 +146,7 @@ def _json_object_hook(obj: dict[str, Any]) -> Any:
 # Built once: json.dumps / json.loads with options construct a new encoder / decoder per call.
 _ENCODER = json.JSONEncoder(default=_json_default, ensure_ascii=False)
 _ENVELOPE_DECODER = json.JSONDecoder(object_hook=_json_object_hook)
-_ENVELOPE_KEY = '"__type__"'
+_ENVELOPE_KEY = b'"__type__"'
 
 
 def dumps(payload: Any) -> bytes:
@@ -155,11 +156,16 @@ def dumps(payload: Any) -> bytes:
 
 def loads(body: bytes) -> Any:
     """Decode a kombu JSON body, restoring the enveloped types."""
-    text = body.decode(CONTENT_ENCODING)
     # The services send plain JSON: only a body with an envelope key pays for a Python call per object.
-    if _ENVELOPE_KEY in text:
-        return _ENVELOPE_DECODER.decode(text)
-    return json.loads(text)
+    if _ENVELOPE_KEY in body:
+        return _ENVELOPE_DECODER.decode(body.decode(CONTENT_ENCODING))
+    try:
+        return orjson.loads(body)  # a few times faster than json on the large list replies
+    except orjson.JSONDecodeError:
+        # What orjson refuses but Python's json accepts (NaN, Infinity, lone surrogate escapes) decodes
+        # as before, and malformed bodies fail with json's own errors. (orjson reads integers beyond
+        # 64 bits as floats; no service sends one: PostgreSQL's integers are 64-bit.)
+        return json.loads(body.decode(CONTENT_ENCODING))
 
 
 # --- client --------------------------------------------------------------------------------------

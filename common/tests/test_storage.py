@@ -9,14 +9,15 @@ import uuid
 
 import amqp
 import eventlet
+import kombu.messaging
 import pytest
 from kombu import Connection, Exchange, Queue
 from nameko.rpc import rpc
 from nameko.standalone.rpc import ServiceRpcProxy
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from common.db import Storage, StorageBase, make_engine, service_metadata
-from common.outbox import outbox_table
+from common.outbox import OutboxRelay, outbox_table
 
 probe_metadata = service_metadata("storage_probe")
 probe_outbox = outbox_table(probe_metadata)
@@ -253,3 +254,52 @@ def test_a_batch_the_broker_refuses_stays_in_the_outbox_until_it_is_confirmed(pr
     while pending_outbox_rows(database_url) and time.monotonic() < deadline:
         eventlet.sleep(0.1)
     assert pending_outbox_rows(database_url) == 0
+
+
+@pytest.fixture
+def relay_passes(probe):
+    """The statements of each pass of the probe's outbox relay, one list per transaction."""
+    _, container = probe
+    relay = next(ext for ext in container.subextensions if isinstance(ext, OutboxRelay))
+    passes: list[list[str]] = [[]]
+
+    def statement(conn, cursor, statement, parameters, context, executemany):
+        if eventlet.getcurrent() is relay._loop:
+            passes[-1].append(statement)
+
+    def commit(conn):
+        if eventlet.getcurrent() is relay._loop and passes[-1]:
+            passes.append([])
+
+    event.listen(relay.engine, "before_cursor_execute", statement)
+    event.listen(relay.engine, "commit", commit)
+    yield passes
+    event.remove(relay.engine, "before_cursor_execute", statement)
+    event.remove(relay.engine, "commit", commit)
+
+
+def test_a_relay_pass_is_two_statements_and_encodes_nothing(relay_passes, probed_events, database_url, monkeypatch):
+    """The lock and one statement that takes (deletes and returns) the batch, whose payloads are
+    published as PostgreSQL wrote them: no statement per row, no JSON encoding of the events."""
+    encoded = []
+    plain_dumps = kombu.messaging.dumps
+
+    def counted_dumps(*args, **kwargs):
+        encoded.append(args)
+        return plain_dumps(*args, **kwargs)
+
+    monkeypatch.setattr(kombu.messaging, "dumps", counted_dumps)
+    markers = [uuid.uuid4().hex for _ in range(30)]
+    insert_outbox_rows(database_url, markers)
+    received: list[str] = []
+    deadline = time.monotonic() + 10
+    while len(received) < len(markers) and time.monotonic() < deadline:
+        received += [event["marker"] for event in probed_events(timeout=1)]
+    assert received == markers
+
+    passes = [statements for statements in relay_passes if statements]
+    assert passes
+    for statements in passes:
+        assert [statement.split()[0] for statement in statements] == ["SELECT", "DELETE"], statements
+        assert "pg_advisory_xact_lock" in statements[0]
+    assert encoded == []

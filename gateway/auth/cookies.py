@@ -6,6 +6,7 @@ Attribute order and spelling follow Django's cookie rendering, which the contrac
 
 from __future__ import annotations
 
+import functools
 from email.utils import formatdate
 
 JWT_COOKIE = "JWT"
@@ -15,6 +16,7 @@ CSRF_MAX_AGE = 31449600  # one year (52 weeks), as Django's CSRF_COOKIE_AGE
 DELETED_EXPIRES = "Thu, 01 Jan 1970 00:00:00 GMT"
 
 
+@functools.lru_cache(maxsize=256)  # every response sets the CSRF cookie, whose expiry moves once a second
 def http_date(epoch_seconds: int) -> str:
     """RFC 1123 date in GMT, e.g. ``Wed, 20 Aug 2025 12:21:11 GMT``."""
     return formatdate(epoch_seconds, usegmt=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 import jwt
@@ -64,12 +65,42 @@ def issue(email: str, secret: str, *, lifetime: int, issued_at: int, orig_iat: i
     return IssuedToken(jwt.encode(payload, secret, algorithm=ALGORITHM), payload)
 
 
+VERIFIED_CACHE_SIZE = 4096
+
+# Every request carries its token again; verifying it is pure CPU (HMAC, base64, JSON). A token that
+# passed keeps passing (its ``iat``/``nbf`` only grow older) until ``exp``, which is checked again on
+# every use, exactly as PyJWT does.
+_verified: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {}
+
+
+def _timestamp() -> float:
+    """Now, as PyJWT reads it for ``exp``."""
+    return datetime.now(tz=timezone.utc).timestamp()
+
+
 def decode(token: str, secret: str) -> dict[str, Any]:
     """Verify the signature and ``exp`` (leeway 0) and return the payload, or raise :class:`TokenError`.
 
     Expired → ``Signature has expired``; malformed, empty or signed with another key → ``Error decoding
     signature``; any other invalid token (no ``exp``, ``iat``/``nbf`` in the future, …) → ``Invalid token``.
     """
+    key = (secret, token) if isinstance(token, str) and isinstance(secret, str) else None
+    cached = _verified.get(key) if key is not None else None
+    if cached is not None:
+        expires, payload = cached
+        if expires <= _timestamp():
+            del _verified[key]  # type: ignore[arg-type]
+            raise TokenError(SIGNATURE_EXPIRED)
+        return dict(payload)
+    payload = _verify(token, secret)
+    if key is not None:
+        if len(_verified) >= VERIFIED_CACHE_SIZE:
+            del _verified[next(iter(_verified))]  # the oldest entry
+        _verified[key] = (int(payload["exp"]), dict(payload))
+    return payload
+
+
+def _verify(token: str, secret: str) -> dict[str, Any]:
     try:
         payload = jwt.decode(
             token,

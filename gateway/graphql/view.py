@@ -27,6 +27,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from graphql import OperationType as GraphQLOperationType
 from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -107,10 +108,20 @@ class GraphQLRequest:
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False)
 
 
+def encode_json(body: dict[str, Any]) -> bytes:
+    """``body`` as compact UTF-8 JSON: orjson (an order of magnitude faster on large lists) writes the
+    same bytes as the ``json`` encoder for strings, integers and containers (a small float may be
+    spelt ``1e-7`` rather than ``1e-07``, the same number); what it refuses (integers beyond 64 bits,
+    other types) goes through ``json`` as before."""
+    try:
+        return orjson.dumps(body)
+    except TypeError:
+        return _ENCODER.encode(body).encode("utf-8")
+
+
 def json_response(body: dict[str, Any], status: int, headers: dict[str, str] | None = None) -> Response:
     """A compact JSON response."""
-    content = _ENCODER.encode(body).encode("utf-8")
-    return Response(content, status_code=status, media_type="application/json", headers=headers)
+    return Response(encode_json(body), status_code=status, media_type="application/json", headers=headers)
 
 
 def set_csrf_cookie(response: Response, connection: HTTPConnection, settings: Settings, rotate: bool) -> None:

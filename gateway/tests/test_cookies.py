@@ -13,6 +13,18 @@ def test_http_date():
     assert cookies.http_date(NOW) == "Wed, 20 Aug 2025 12:21:11 GMT"
 
 
+def test_a_second_of_responses_formats_the_csrf_expiry_once(monkeypatch):
+    formatted = []
+    real = cookies.formatdate
+    monkeypatch.setattr(cookies, "formatdate", lambda *a, **k: formatted.append(a) or real(*a, **k))
+    cookies.http_date.cache_clear()
+    values = {cookies.csrf_cookie("a" * 32, now=NOW + 7, secure=False) for _ in range(5)}
+    assert values == {
+        "csrftoken=" + "a" * 32 + "; expires=Wed, 19 Aug 2026 12:21:18 GMT; Max-Age=31449600; Path=/; SameSite=Lax"
+    }
+    assert len(formatted) == 1
+
+
 def test_jwt_cookie():
     assert cookies.jwt_cookie("a.b.c", expires_at=NOW + 600, max_age=600, secure=False) == (
         "JWT=a.b.c; expires=Wed, 20 Aug 2025 12:31:11 GMT; HttpOnly; Max-Age=600; Path=/; SameSite=Lax"
@@ -55,6 +67,29 @@ def test_csrf_token_characters_are_drawn_without_bias(monkeypatch):
     monkeypatch.setattr(csrf.secrets, "token_bytes", lambda n: next(draws))
     # 248 and above would favour the first 8 characters: they are skipped.
     assert csrf.new_token() == "a9a9" + "a" * 28
+
+
+def test_csrf_token_is_made_without_a_python_step_per_character(monkeypatch):
+    steps = []
+    monkeypatch.setattr(csrf, "_ALPHABET", _CountingAlphabet(csrf._ALPHABET, steps))
+    assert csrf.is_well_formed(csrf.new_token())
+    assert not csrf.is_well_formed("é" * 32) and not csrf.is_well_formed("a" * 31 + "-")
+    assert steps == []
+
+
+class _CountingAlphabet(str):
+    def __new__(cls, value: str, steps: list) -> "_CountingAlphabet":
+        alphabet = super().__new__(cls, value)
+        alphabet.steps = steps
+        return alphabet
+
+    def __getitem__(self, index):
+        self.steps.append(index)
+        return super().__getitem__(index)
+
+    def __contains__(self, char):
+        self.steps.append(char)
+        return super().__contains__(char)
 
 
 def test_cookie_token_keeps_a_well_formed_value():

@@ -8,6 +8,8 @@ run, without patching; a test checks that.)
 from __future__ import annotations
 
 import asyncio
+import json
+import math
 import os
 import shutil
 import subprocess
@@ -202,6 +204,22 @@ def test_plain_json_is_decoded_without_a_python_call_per_object() -> None:
     assert loads(plain) == {"result": rooms, "error": None}
     enveloped = dumps({"result": [date(2024, 1, day) for day in range(1, 31)]})
     assert python_calls_of(gateway.rpc._json_object_hook, lambda: loads(enveloped)) == 31  # 30 dates, 1 reply
+
+
+def test_plain_replies_are_decoded_by_orjson_and_the_rest_as_before(monkeypatch: pytest.MonkeyPatch) -> None:
+    stdlib_decodes: list[str] = []
+    real_loads = json.loads
+    monkeypatch.setattr(json, "loads", lambda text, **kw: stdlib_decodes.append(text) or real_loads(text, **kw))
+    rooms = [{"id": str(uuid.uuid4()), "name": f"ro\u00f6m {i}", "seq": 2**63 - 1, "score": 0.1} for i in range(20)]
+    assert loads(dumps({"result": rooms, "error": None})) == {"result": rooms, "error": None}
+    assert stdlib_decodes == []
+    # What orjson refuses goes through json: NaN (Python's json writes it), lone surrogates.
+    odd = loads(b'{"result": [NaN, "\\ud800"], "error": null}')["result"]
+    assert math.isnan(odd[0]) and odd[1] == "\ud800"
+    assert len(stdlib_decodes) == 1
+    for malformed in (b"{not json", b"\xff\xfe"):
+        with pytest.raises(ValueError):
+            loads(malformed)
 
 
 def test_pytest_process_is_not_monkey_patched() -> None:

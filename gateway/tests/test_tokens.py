@@ -90,3 +90,39 @@ def test_check_refreshable():
     for payload in ({}, {"origIat": None}, {"origIat": 0}, {"origIat": "x"}):
         with pytest.raises(tokens.TokenError, match=r"^origIat field is required$"):
             tokens.check_refreshable(payload, current=2_000, window=604_800)
+
+
+def test_a_verified_token_is_not_verified_again(monkeypatch):
+    issued = tokens.issue("cached@x.com", SECRET, lifetime=600, issued_at=tokens.now())
+    verifications = []
+    real_decode = jwt.decode
+    monkeypatch.setattr(jwt, "decode", lambda *a, **k: verifications.append(1) or real_decode(*a, **k))
+    first = tokens.decode(issued.token, SECRET)
+    first["email"] = "changed by a caller"
+    assert tokens.decode(issued.token, SECRET) == issued.payload
+    assert tokens.decode(issued.token, SECRET) == issued.payload
+    assert len(verifications) == 1
+    with pytest.raises(tokens.TokenError) as refused:
+        tokens.decode(issued.token, SECRET + "x")  # the cache is per secret
+    assert refused.value.message == "Error decoding signature"
+    assert len(verifications) == 2
+
+
+def test_a_cached_token_expires_at_exactly_its_exp(monkeypatch):
+    issued = tokens.issue("expiring@x.com", SECRET, lifetime=600, issued_at=tokens.now())
+    assert tokens.decode(issued.token, SECRET) == issued.payload
+    monkeypatch.setattr(tokens, "_timestamp", lambda: issued.expires_at - 0.001)
+    assert tokens.decode(issued.token, SECRET) == issued.payload
+    monkeypatch.setattr(tokens, "_timestamp", lambda: float(issued.expires_at))
+    with pytest.raises(tokens.TokenError) as refused:
+        tokens.decode(issued.token, SECRET)
+    assert refused.value.message == "Signature has expired"
+
+
+def test_the_verified_token_cache_is_bounded(monkeypatch):
+    monkeypatch.setattr(tokens, "VERIFIED_CACHE_SIZE", 3)
+    monkeypatch.setattr(tokens, "_verified", {})
+    issued = [tokens.issue(f"u{i}@x.com", SECRET, lifetime=600, issued_at=tokens.now()) for i in range(5)]
+    for token in issued:
+        tokens.decode(token.token, SECRET)
+    assert [key[1] for key in tokens._verified] == [token.token for token in issued[2:]]

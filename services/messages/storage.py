@@ -31,14 +31,17 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import (
+    ARRAY,
     BigInteger,
     Boolean,
     Row,
+    Text,
     bindparam,
     delete,
     exists,
     func,
     literal,
+    literal_column,
     select,
     text,
     tuple_,
@@ -46,14 +49,17 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.sql import Select
 from sqlalchemy.sql.dml import ReturningInsert
 
-from common.db import StorageBase
+from common.db import StorageBase, iso_utc
+from services.messages import events
 from services.messages.models import (
     deleted_rooms,
     deleted_users,
     memberships,
     messages,
+    outbox,
     room_sequences,
 )
 
@@ -76,7 +82,7 @@ def _next_seq(room_id: uuid.UUID, count: int = 1) -> ReturningInsert[int]:
     )
 
 
-def _post_as_member_statement() -> ReturningInsert[Any]:
+def _post_as_member_statement() -> Select[Any]:
     """The statement of :meth:`MessageStorage.post_as_member`, built once: its cache key is memoized,
     so each post pays only for binding its parameters.
 
@@ -87,7 +93,7 @@ def _post_as_member_statement() -> ReturningInsert[Any]:
        updates it, is not held up);
     2. from that row, the room's next number (the room's row is created on its first message, and
        locked);
-    3. from that number, the message, ``RETURNING`` it.
+    3. from that number, the message, returned;
 
     When step 1 finds nothing, the later steps get no row: nothing is written.
     """
@@ -127,9 +133,80 @@ def _post_as_member_statement() -> ReturningInsert[Any]:
         taken.c.last_seq,
         taken.c.last_seq,
     )
-    return messages.insert().from_select(columns, values).returning(*messages.c)
+    created = messages.insert().from_select(columns, values).returning(*messages.c).cte("created")
+    # 4. from the message, its message_created event in the outbox, the payload built by PostgreSQL
+    #    (events.message_created of the reply: test_events_published.py compares the two), which
+    #    spares the post a statement and the JSON encoding of the payload.
+    emitted = outbox.insert().from_select(
+        ["event_type", "payload", "call_id_stack"],
+        select(
+            _sql_text(events.MESSAGE_CREATED),
+            _json_object(room_id=created.c.room_id, seq=created.c.seq, message=_message_json(created)),
+            func.to_jsonb(bindparam("call_id_stack", type_=ARRAY(Text))),
+        ).select_from(created),
+    )
+    return select(created).add_cte(emitted.cte("emitted"))
 
 
+def _sql_text(value: str) -> Any:
+    """A constant string written into the statement rather than bound on every execution."""
+    assert "'" not in value
+    return literal_column(f"'{value}'", Text)
+
+
+def _json_object(**fields: Any) -> Any:
+    return func.jsonb_build_object(*(part for key, value in fields.items() for part in (_sql_text(key), value)))
+
+
+def _message_json(row: Any) -> Any:
+    """:func:`schemas.message` in SQL, of a row of the messages table."""
+    return _json_object(
+        id=row.c.id,
+        room_id=row.c.room_id,
+        user_id=row.c.user_id,
+        body=row.c.body,
+        edited=row.c.edited,
+        created=iso_utc(row.c.created),
+        updated=iso_utc(row.c.updated),
+        seq=row.c.seq,
+    )
+
+
+
+# A message as the history replies carry it (``schemas.message``'s keys and order), ids and times text.
+_MESSAGE_REPLY = (
+    messages.c.id.cast(Text).label("id"),
+    messages.c.room_id.cast(Text).label("room_id"),
+    messages.c.user_id.cast(Text).label("user_id"),
+    messages.c.body,
+    messages.c.edited,
+    iso_utc(messages.c.created).label("created"),
+    iso_utc(messages.c.updated).label("updated"),
+    messages.c.seq,
+)
+
+
+def _history_statement(before: bool) -> Any:
+    """The statement of :meth:`MessageStorage.history`, built once per shape with bound values, so its
+    cache key is memoized rather than rebuilt on every read."""
+    room_id = bindparam("room_id", type_=UUID(as_uuid=True))
+    query = select(*_MESSAGE_REPLY).where(messages.c.room_id == room_id, ~messages.c.deleted)
+    if before:
+        # The anchor's position is looked up in the same statement (an empty comparison when it is no
+        # live message of the room), not by a query of its own.
+        anchor = messages.alias("anchor")
+        anchor_id = bindparam("before_id", type_=UUID(as_uuid=True))
+        position = (
+            select(anchor.c.created, anchor.c.id)
+            .where(anchor.c.id == anchor_id, anchor.c.room_id == room_id, ~anchor.c.deleted)
+            .scalar_subquery()
+        )
+        query = query.where(tuple_(messages.c.created, messages.c.id) < position)
+    return query.order_by(messages.c.created.desc(), messages.c.id.desc()).limit(bindparam("limit"))
+
+
+_HISTORY = _history_statement(before=False)
+_HISTORY_BEFORE = _history_statement(before=True)
 _POST_AS_MEMBER = _post_as_member_statement()
 
 
@@ -156,22 +233,14 @@ class MessageStorage(StorageBase):
     def history(self, room_id: uuid.UUID, limit: int, before_id: uuid.UUID | None = None) -> list[Row]:
         """The newest ``limit`` live messages of a room (strictly before the live message ``before_id``
         of this room, when given: none when it is no such message), in ascending (created, id) order;
-        read backwards on the (room_id, created, id) index."""
+        read backwards on the (room_id, created, id) index. Rows in reply form (``schemas.message_replies``):
+        the columns of ``_MESSAGE_REPLY``."""
         if limit <= 0:
             return []
-        query = select(messages).where(messages.c.room_id == room_id, ~messages.c.deleted)
-        if before_id is not None:
-            # The anchor's position is looked up in the same statement (an empty comparison when it is
-            # no live message of the room), not by a query of its own.
-            anchor = messages.alias("anchor")
-            position = (
-                select(anchor.c.created, anchor.c.id)
-                .where(anchor.c.id == before_id, anchor.c.room_id == room_id, ~anchor.c.deleted)
-                .scalar_subquery()
-            )
-            query = query.where(tuple_(messages.c.created, messages.c.id) < position)
-        query = query.order_by(messages.c.created.desc(), messages.c.id.desc()).limit(limit)
-        return list(reversed(self.session.execute(query).all()))
+        query = _HISTORY if before_id is None else _HISTORY_BEFORE
+        rows = self.session.execute(query, {"room_id": room_id, "before_id": before_id, "limit": limit}).all()
+        rows.reverse()
+        return rows
 
     def after(self, room_id: uuid.UUID, anchor_created, anchor_id: uuid.UUID, limit: int) -> list[Row]:
         """At most ``limit`` live messages of a room after the position (created, id), oldest first."""
@@ -281,8 +350,17 @@ class MessageStorage(StorageBase):
         return it. ``None``, having written nothing, when the copy does not say member (no row, or a
         leave) or the room or the user is deleted, including by a deletion that committed while this
         waited for its locks: the caller then decides with :meth:`participation`."""
-        parameters = {"message_id": uuid.uuid4(), "room_id": room_id, "user_id": user_id, "body": body}
-        return self.session.execute(_POST_AS_MEMBER, parameters).one_or_none()
+        parameters = {
+            "message_id": uuid.uuid4(),
+            "room_id": room_id,
+            "user_id": user_id,
+            "body": body,
+            "call_id_stack": self._call_id_stack,
+        }
+        row = self.session.execute(_POST_AS_MEMBER, parameters).one_or_none()
+        if row is not None:
+            self._emitted = True  # the statement queued message_created: wake the relay on commit
+        return row
 
     def lock_author(self, user_id: uuid.UUID) -> None:
         """Shared lock on an author for this transaction: posts of one user run side by side, but not

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -40,6 +40,29 @@ def room(row: Any, details: Collection[str] = ()) -> dict[str, Any]:
     if TOPIC in details:
         record[TOPIC] = {"id": row.topic_id, "name": row.topic_name}
     return record
+
+
+def room_replies(rows: Sequence[Any], details: Collection[str] = ()) -> list[dict[str, Any]]:
+    """:func:`room` of each row the storage read in reply form: its columns named and ordered as the
+    keys, ids and times already the strings :func:`room` makes, ``participant_ids`` text, ``topic_name``
+    beside ``topic_id``. Nothing is converted per field, and the keys are looked up once per list."""
+    if not rows:
+        return []
+    keys = rows[0]._fields
+    records = [dict(zip(keys, row)) for row in rows]
+    if PARTICIPANT_IDS in details:
+        for record in records:
+            if record[PARTICIPANT_IDS] is None:  # no participants: the aggregate of no rows
+                record[PARTICIPANT_IDS] = []
+    if TOPIC in details:
+        for record in records:
+            record[TOPIC] = {"id": record["topic_id"], "name": record.pop("topic_name")}
+    return records
+
+
+def room_reply(row: Any, details: Collection[str] = ()) -> dict[str, Any]:
+    """:func:`room_replies` of one row."""
+    return room_replies([row], details)[0]
 
 
 def topic(row: Any) -> dict[str, Any]:

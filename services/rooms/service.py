@@ -182,10 +182,11 @@ class RoomsService(common_service.ServiceBase):
     @rpc(expected_exceptions=EXPECTED)
     def get_room(self, room_id: str) -> dict[str, Any]:
         """The room with this id, else ``NotFound("Room not found")``."""
-        row = self.storage.get_room(_room_uuid(room_id))
+        room_uuid = _room_uuid(room_id)
+        row = self.storage.get_rooms([room_uuid]).get(str(room_uuid))
         if row is None:
             raise NotFound(ROOM_NOT_FOUND)
-        return schemas.room(row)
+        return schemas.room_reply(row)
 
     @rpc(expected_exceptions=EXPECTED)
     def get_room_by_host_slug(
@@ -200,7 +201,7 @@ class RoomsService(common_service.ServiceBase):
             row = self.storage.get_room_by_host_slug(host, slug, details)
         if row is None:
             raise NotFound(ROOM_NOT_FOUND)
-        return schemas.room(row, details)
+        return schemas.room_reply(row, details)
 
     @rpc(expected_exceptions=EXPECTED)
     def get_many(self, ids: list[str], include: list[str] | None = None) -> list[dict[str, Any] | None]:
@@ -209,7 +210,8 @@ class RoomsService(common_service.ServiceBase):
         details = validation.room_details(include)
         wanted = [parse_uuid(room_id) for room_id in ids]
         rows = self.storage.get_rooms([room_uuid for room_uuid in wanted if room_uuid is not None], details)
-        return [schemas.room(rows[room_uuid], details) if room_uuid in rows else None for room_uuid in wanted]
+        replies = dict(zip(rows, schemas.room_replies(list(rows.values()), details)))
+        return [replies.get(str(room_uuid)) if room_uuid is not None else None for room_uuid in wanted]
 
     @rpc(expected_exceptions=EXPECTED)
     def list_rooms(
@@ -245,7 +247,7 @@ class RoomsService(common_service.ServiceBase):
         rows = self.storage.list_rooms(
             host_id=host, search=search, topic_names=topic_names, limit=limit, offset=offset, details=details
         )
-        return [schemas.room(row, details) for row in rows]
+        return schemas.room_replies(rows, details)
 
     @rpc(expected_exceptions=EXPECTED)
     def rooms_participated_by(
@@ -259,7 +261,7 @@ class RoomsService(common_service.ServiceBase):
         if user is None:
             return []
         rows = self.storage.rooms_participated_by(user, limit, offset, details)
-        return [schemas.room(row, details) for row in rows]
+        return schemas.room_replies(rows, details)
 
     @rpc(expected_exceptions=EXPECTED)
     def rooms_not_participated_by(
@@ -277,7 +279,7 @@ class RoomsService(common_service.ServiceBase):
             )
         else:
             rows = self.storage.rooms_not_participated_by(user, limit, offset, details)
-        return [schemas.room(row, details) for row in rows]
+        return schemas.room_replies(rows, details)
 
     # --- participants -------------------------------------------------------------------------------
 
@@ -288,10 +290,7 @@ class RoomsService(common_service.ServiceBase):
         username and applies its cap)."""
         wanted = {room_id: parse_uuid(room_id) for room_id in room_ids}
         members = self.storage.participants_of([room_uuid for room_uuid in wanted.values() if room_uuid])
-        return {
-            room_id: [str(user) for user in members.get(room_uuid, [])] if room_uuid else []
-            for room_id, room_uuid in wanted.items()
-        }
+        return {room_id: members.get(str(room_uuid), []) if room_uuid else [] for room_id, room_uuid in wanted.items()}
 
     @rpc(expected_exceptions=EXPECTED)
     def is_participant(self, room_id: str, user_id: str) -> bool:
@@ -313,7 +312,9 @@ class RoomsService(common_service.ServiceBase):
             row = self.storage.room_access(host, slug, parse_uuid(user_id))
         if row is None:
             raise NotFound(ROOM_NOT_FOUND)
-        return {"room": schemas.room(row), "participant": bool(row.participant)}
+        room = schemas.room_reply(row)
+        participant = room.pop("participant")
+        return {"room": room, "participant": bool(participant)}
 
     @rpc(expected_exceptions=EXPECTED)
     def members(self, room_id: str) -> list[str]:
@@ -321,7 +322,7 @@ class RoomsService(common_service.ServiceBase):
         room_uuid = parse_uuid(room_id)
         if room_uuid is None:
             return []
-        return [str(user) for user in self.storage.participants_of([room_uuid]).get(room_uuid, [])]
+        return self.storage.participants_of([room_uuid]).get(str(room_uuid), [])
 
     # --- topics -------------------------------------------------------------------------------------
 

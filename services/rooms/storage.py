@@ -10,15 +10,30 @@ same lock, so of one membership's changes the later-committed has the higher num
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Collection, Sequence
 
-from sqlalchemy import ColumnElement, Row, and_, delete, exists, func, select, update
-from sqlalchemy.dialects.postgresql import aggregate_order_by, array_agg
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    String,
+    Text,
+    and_,
+    any_,
+    bindparam,
+    cast,
+    delete,
+    exists,
+    func,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, UUID, aggregate_order_by, array_agg
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.sql import Select
 
-from common.db import StorageBase, unique_violations
+from common.db import StorageBase, iso_utc, unique_violations
 from services.rooms.models import (
     ROOM_NAME_UNIQUE,
     ROOM_SLUG_UNIQUE,
@@ -64,14 +79,127 @@ def _topics_with_counts() -> tuple[Select, ColumnElement[int]]:
     return query, room_count
 
 
+
+# A room as the read replies carry it (``schemas.room``'s keys and order), ids and times already text.
+_ROOM_REPLY = (
+    cast(rooms.c.id, Text).label("id"),
+    rooms.c.name,
+    rooms.c.slug,
+    cast(rooms.c.host_id, Text).label("host_id"),
+    rooms.c.topic_id,
+    rooms.c.description,
+    iso_utc(rooms.c.created).label("created"),
+    iso_utc(rooms.c.updated).label("updated"),
+    rooms.c.participant_count,
+)
+
+
+def _like_escaped(text: str) -> str:
+    """``text`` with LIKE's wildcards (and the escape character ``/``) escaped, for the ``ESCAPE '/'``
+    searches of the cached statements (what ``autoescape=True`` does to a literal)."""
+    return text.replace("/", "//").replace("%", "/%").replace("_", "/_")
+
+
+def _paged(query: Select) -> Select:
+    return query.order_by(*_ROOM_ORDER).offset(bindparam("offset")).limit(bindparam("limit"))
+
+
+# The read statements are built once per shape (which filters, which details) with bound parameters for
+# every value, so SQLAlchemy reuses each statement's memoized cache key and compiled form instead of
+# rebuilding the statement and walking it for its key on every call.
+
+
+@functools.cache
+def _room_list_statement(details: frozenset[str], by_host: bool, searching: bool, by_topics: bool) -> Select:
+    query = _with_details(select(*_ROOM_REPLY), details)
+    if by_host:
+        query = query.where(rooms.c.host_id == bindparam("host_id"))
+    if searching:
+        search = bindparam("search", type_=String)
+        in_name_or_description = rooms.c.name.icontains(search, escape="/") | rooms.c.description.icontains(
+            search, escape="/"
+        )
+        query = query.where(in_name_or_description)
+    if by_topics:
+        named = select(topics.c.id).where(topics.c.name == any_(bindparam("topic_names", type_=ARRAY(Text))))
+        query = query.where(rooms.c.topic_id.in_(named))
+    return _paged(query)
+
+
+@functools.cache
+def _rooms_by_id_statement(details: frozenset[str]) -> Select:
+    room_ids = bindparam("room_ids", type_=ARRAY(UUID(as_uuid=True)))
+    return _with_details(select(*_ROOM_REPLY), details).where(rooms.c.id == any_(room_ids))
+
+
+@functools.cache
+def _room_by_host_slug_statement(details: frozenset[str]) -> Select:
+    query = _with_details(select(*_ROOM_REPLY), details)
+    return query.where(rooms.c.host_id == bindparam("host_id"), rooms.c.slug == bindparam("slug"))
+
+
+@functools.cache
+def _rooms_participated_by_statement(details: frozenset[str]) -> Select:
+    query = _with_details(select(*_ROOM_REPLY), details).join(participants, participants.c.room_id == rooms.c.id)
+    return _paged(query.where(participants.c.user_id == bindparam("user_id")))
+
+
+@functools.cache
+def _rooms_not_participated_by_statement(details: frozenset[str]) -> Select:
+    member = exists().where(participants.c.room_id == rooms.c.id, participants.c.user_id == bindparam("user_id"))
+    return _paged(_with_details(select(*_ROOM_REPLY), details).where(~member))
+
+
+@functools.cache
+def _topic_list_statement(searching: bool, by_room_count: bool) -> Select:
+    query, room_count = _topics_with_counts()
+    if searching:
+        query = query.where(topics.c.name.icontains(bindparam("search", type_=String), escape="/"))
+    if by_room_count:
+        query = query.where(room_count >= bindparam("min_rooms"))
+    query = query.order_by(room_count.desc(), func.lower(topics.c.name).collate("C"), topics.c.name.collate("C"))
+    return query.offset(bindparam("offset")).limit(bindparam("limit"))
+
+
+def _topics_by_id_statement() -> Select:
+    query, _ = _topics_with_counts()
+    return query.where(topics.c.id == any_(bindparam("topic_ids", type_=ARRAY(topics.c.id.type))))
+
+
+_TOPICS_BY_ID = _topics_by_id_statement()
+
+
+def _room_access_statement() -> Select:
+    member = exists().where(participants.c.room_id == rooms.c.id, participants.c.user_id == bindparam("user_id"))
+    query = select(*_ROOM_REPLY, member.label("participant"))
+    return query.where(rooms.c.host_id == bindparam("host_id"), rooms.c.slug == bindparam("slug"))
+
+
+_ROOM_ACCESS = _room_access_statement()
+
+_IS_PARTICIPANT = select(
+    exists().where(
+        and_(participants.c.room_id == bindparam("room_id"), participants.c.user_id == bindparam("user_id"))
+    )
+)
+
+_PARTICIPANTS_OF = (
+    select(cast(participants.c.room_id, Text), cast(participants.c.user_id, Text))
+    .where(participants.c.room_id == any_(bindparam("room_ids", type_=ARRAY(UUID(as_uuid=True)))))
+    .order_by(participants.c.room_id, participants.c.joined, participants.c.user_id)
+)
+
+
 def _with_details(query: Select, details: Collection[str]) -> Select:
     """A rooms ``query`` with the columns the :data:`~services.rooms.schemas.ROOM_DETAILS` in ``details``
-    need: ``participant_ids`` (joining order, then id; ``NULL`` for none) and ``topic_name``.
+    need: ``participant_ids`` (as text, in joining order, then id; ``NULL`` for none) and ``topic_name``.
 
     Correlated subqueries rather than joins, so they fit every room query as it is (paged or not, with
     its own joins) and PostgreSQL evaluates them only for the rows the page returns."""
     if PARTICIPANT_IDS in details:
-        joining_order = aggregate_order_by(participants.c.user_id, participants.c.joined, participants.c.user_id)
+        joining_order = aggregate_order_by(
+            cast(participants.c.user_id, Text), participants.c.joined, participants.c.user_id
+        )
         member_ids = select(array_agg(joining_order)).where(participants.c.room_id == rooms.c.id).correlate(rooms)
         query = query.add_columns(member_ids.scalar_subquery().label(PARTICIPANT_IDS))
     if TOPIC in details:
@@ -93,24 +221,15 @@ class RoomStorage(StorageBase):
     def list_topics(self, search: str | None, min_rooms: int | None, limit: int, offset: int) -> list[Row]:
         """Topics (with 0 rooms too) whose name contains ``search`` (case-insensitive) and that have at
         least ``min_rooms`` rooms, by room count DESC, lower-cased name, then name (C11)."""
-        query, room_count = _topics_with_counts()
-        if search:
-            query = query.where(topics.c.name.icontains(search, autoescape=True))
-        if min_rooms:
-            query = query.where(room_count >= min_rooms)
-        query = query.order_by(
-            room_count.desc(),
-            func.lower(topics.c.name).collate("C"),
-            topics.c.name.collate("C"),
-        )
-        return list(self.session.execute(query.offset(offset).limit(limit)).all())
+        query = _topic_list_statement(bool(search), bool(min_rooms))
+        values = {"search": _like_escaped(search) if search else None, "min_rooms": min_rooms}
+        return self.session.execute(query, {**values, "limit": limit, "offset": offset}).all()
 
     def get_topics(self, topic_ids: Sequence[int]) -> dict[int, Row]:
         if not topic_ids:
             return {}
-        query, _ = _topics_with_counts()
-        query = query.where(topics.c.id.in_(set(topic_ids)))
-        return {row.id: row for row in self.session.execute(query).all()}
+        rows = self.session.execute(_TOPICS_BY_ID, {"topic_ids": list(set(topic_ids))}).all()
+        return {row.id: row for row in rows}
 
     # --- rooms: reads -------------------------------------------------------------------------------
 
@@ -122,16 +241,21 @@ class RoomStorage(StorageBase):
             query = query.with_for_update(key_share=True)
         return self.session.execute(query).one_or_none()
 
-    def get_rooms(self, room_ids: Sequence[uuid.UUID], details: Collection[str] = ()) -> dict[uuid.UUID, Row]:
-        """The rooms with these ids, with the columns of ``details`` (:func:`_with_details`); one query."""
+    # The room reads below return rows in reply form (``schemas.room_reply``): the columns of
+    # ``_ROOM_REPLY``, then those of ``details`` (:func:`_with_details`).
+
+    def get_rooms(self, room_ids: Sequence[uuid.UUID], details: frozenset[str] = frozenset()) -> dict[str, Row]:
+        """The rooms with these ids, by their id as text; one query."""
         if not room_ids:
             return {}
-        query = _with_details(select(rooms), details).where(rooms.c.id.in_(set(room_ids)))
-        return {row.id: row for row in self.session.execute(query).all()}
+        query = _rooms_by_id_statement(details)
+        return {row.id: row for row in self.session.execute(query, {"room_ids": list(set(room_ids))}).all()}
 
-    def get_room_by_host_slug(self, host_id: uuid.UUID, slug: str, details: Collection[str] = ()) -> Row | None:
-        query = _with_details(select(rooms), details).where(rooms.c.host_id == host_id, rooms.c.slug == slug)
-        return self.session.execute(query).one_or_none()
+    def get_room_by_host_slug(
+        self, host_id: uuid.UUID, slug: str, details: frozenset[str] = frozenset()
+    ) -> Row | None:
+        query = _room_by_host_slug_statement(details)
+        return self.session.execute(query, {"host_id": host_id, "slug": slug}).one_or_none()
 
     def host_has_room_named(self, host_id: uuid.UUID, name: str) -> bool:
         query = select(rooms.c.id).where(rooms.c.host_id == host_id, rooms.c.name == name).limit(1)
@@ -152,66 +276,53 @@ class RoomStorage(StorageBase):
         topic_names: list[str] | None,
         limit: int,
         offset: int,
-        details: Collection[str] = (),
+        details: frozenset[str] = frozenset(),
     ) -> list[Row]:
         """Rooms matching every given filter: ``host_id``; ``search`` contained (case-insensitive) in
-        the name or the description; topic named exactly one of ``topic_names``; with the columns of
-        ``details`` (:func:`_with_details`)."""
-        query = _with_details(select(rooms), details)
-        if host_id is not None:
-            query = query.where(rooms.c.host_id == host_id)
-        if search:
-            query = query.where(
-                rooms.c.name.icontains(search, autoescape=True) | rooms.c.description.icontains(search, autoescape=True)
-            )
-        if topic_names is not None:
-            query = query.where(rooms.c.topic_id.in_(select(topics.c.id).where(topics.c.name.in_(topic_names))))
-        return self._page(query, limit, offset)
+        the name or the description; topic named exactly one of ``topic_names``."""
+        query = _room_list_statement(details, host_id is not None, bool(search), topic_names is not None)
+        values = {
+            "host_id": host_id,
+            "search": _like_escaped(search) if search else None,
+            "topic_names": topic_names,
+            "limit": limit,
+            "offset": offset,
+        }
+        return self.session.execute(query, values).all()
 
     def rooms_participated_by(
-        self, user_id: uuid.UUID, limit: int, offset: int, details: Collection[str] = ()
+        self, user_id: uuid.UUID, limit: int, offset: int, details: frozenset[str] = frozenset()
     ) -> list[Row]:
-        query = _with_details(select(rooms), details).join(participants, participants.c.room_id == rooms.c.id)
-        return self._page(query.where(participants.c.user_id == user_id), limit, offset)
+        query = _rooms_participated_by_statement(details)
+        return self.session.execute(query, {"user_id": user_id, "limit": limit, "offset": offset}).all()
 
     def rooms_not_participated_by(
-        self, user_id: uuid.UUID, limit: int, offset: int, details: Collection[str] = ()
+        self, user_id: uuid.UUID, limit: int, offset: int, details: frozenset[str] = frozenset()
     ) -> list[Row]:
-        member = exists().where(participants.c.room_id == rooms.c.id, participants.c.user_id == user_id)
-        return self._page(_with_details(select(rooms), details).where(~member), limit, offset)
-
-    def _page(self, query: Select, limit: int, offset: int) -> list[Row]:
-        return list(self.session.execute(query.order_by(*_ROOM_ORDER).offset(offset).limit(limit)).all())
+        query = _rooms_not_participated_by_statement(details)
+        return self.session.execute(query, {"user_id": user_id, "limit": limit, "offset": offset}).all()
 
     # --- participants: reads ------------------------------------------------------------------------
 
-    def participants_of(self, room_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[uuid.UUID]]:
-        """The user ids of each room's participants, in joining order (then id); one query."""
+    def participants_of(self, room_ids: Sequence[uuid.UUID]) -> dict[str, list[str]]:
+        """The user ids of each room's participants, in joining order (then id), by room id; ids as
+        text; one query."""
         if not room_ids:
             return {}
-        query = (
-            select(participants.c.room_id, participants.c.user_id)
-            .where(participants.c.room_id.in_(set(room_ids)))
-            .order_by(participants.c.room_id, participants.c.joined, participants.c.user_id)
-        )
-        members: dict[uuid.UUID, list[uuid.UUID]] = {}
-        for room_id, user_id in self.session.execute(query).all():
+        members: dict[str, list[str]] = {}
+        for room_id, user_id in self.session.execute(_PARTICIPANTS_OF, {"room_ids": list(set(room_ids))}).all():
             members.setdefault(room_id, []).append(user_id)
         return members
 
     def is_participant(self, room_id: uuid.UUID, user_id: uuid.UUID) -> bool:
-        query = select(
-            exists().where(and_(participants.c.room_id == room_id, participants.c.user_id == user_id))
-        )
-        return bool(self.session.execute(query).scalar())
+        return bool(self.session.execute(_IS_PARTICIPANT, {"room_id": room_id, "user_id": user_id}).scalar())
 
     def room_access(self, host_id: uuid.UUID, slug: str, user_id: uuid.UUID | None) -> Row | None:
-        """The host's room with exactly this slug, plus a ``participant`` column saying whether
-        ``user_id`` participates in it, in one query; ``None`` when there is no such room. A ``None``
-        user participates in nothing (no membership has a null user id)."""
-        member = exists().where(participants.c.room_id == rooms.c.id, participants.c.user_id == user_id)
-        query = select(rooms, member.label("participant")).where(rooms.c.host_id == host_id, rooms.c.slug == slug)
-        return self.session.execute(query).one_or_none()
+        """The host's room with exactly this slug, in reply form, plus a last ``participant`` column
+        saying whether ``user_id`` participates in it, in one query; ``None`` when there is no such room.
+        A ``None`` user participates in nothing (no membership has a null user id)."""
+        values = {"host_id": host_id, "slug": slug, "user_id": user_id}
+        return self.session.execute(_ROOM_ACCESS, values).one_or_none()
 
     # --- writes -------------------------------------------------------------------------------------
 
