@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from gateway.app import create_app
 from gateway.settings import Settings
@@ -227,3 +228,16 @@ async def gql(client: httpx.AsyncClient, query: str, variables: dict | None = No
     response = await client.post("/graphql/", json={"query": query, "variables": variables}, headers=headers)
     assert response.status_code == 200, response.text
     return response.json()
+
+
+def includes_asked(rooms: FakeRooms, monkeypatch: pytest.MonkeyPatch, method: str) -> list[list[str] | None]:
+    """The ``include`` of every call of the fake rooms service's ``method`` from now on."""
+    asked: list[list[str] | None] = []
+    original = getattr(rooms, method)
+
+    def spy(*args: Any, include: list[str] | None = None, **kwargs: Any) -> Any:
+        asked.append(include)
+        return original(*args, include=include, **kwargs)
+
+    monkeypatch.setattr(rooms, method, spy)
+    return asked

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from gateway.tests.fake_rooms import FakeRoomsBase, gql
+from gateway.tests.fake_rooms import FakeRoomsBase, gql, includes_asked
 from gateway.tests.fake_users import FakeRpc, FakeUsers, remote
 from gateway.tests.test_rooms_view import loads_counted
 from gateway.tests.test_view import token_for
@@ -430,19 +430,6 @@ async def test_a_users_messages_in_many_rooms_cost_the_same_calls(client, users,
     assert measured[5] == measured[50] == Counter({
         "users.get_by_username": 1, "messages.messages_by_user": 1, "rooms.get_many": 1, "users.get_many": 1,
     })
-
-
-def includes_asked(rooms: FakeRooms, monkeypatch: pytest.MonkeyPatch, method: str) -> list[list[str] | None]:
-    """The ``include`` of every call of the fake rooms service's ``method`` from now on."""
-    asked: list[list[str] | None] = []
-    original = getattr(rooms, method)
-
-    def spy(*args: Any, include: list[str] | None = None, **kwargs: Any) -> Any:
-        asked.append(include)
-        return original(*args, include=include, **kwargs)
-
-    monkeypatch.setattr(rooms, method, spy)
-    return asked
 
 
 async def test_unselected_room_parts_are_not_fetched(client, users, rooms, messages, rpc, monkeypatch):

@@ -13,21 +13,11 @@ from typing import Any
 import pytest
 from strawberry.dataloader import DataLoader
 
-from gateway.tests.fake_rooms import FakeRooms, gql
-from gateway.tests.fake_users import FakeRpc, FakeUsers
+from gateway.tests.fake_rooms import FakeRooms, gql, includes_asked
+from gateway.tests.fake_users import FakeUsers
 from gateway.tests.test_view import token_for
 
 # --- fixtures ----------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def rooms() -> FakeRooms:
-    return FakeRooms()
-
-
-@pytest.fixture
-def rpc(users: FakeUsers, rooms: FakeRooms) -> FakeRpc:
-    return FakeRpc(users=users, rooms=rooms)
 
 
 def only_error(body: dict[str, Any]) -> dict[str, Any]:
@@ -56,19 +46,6 @@ def populate(users: FakeUsers, rooms: FakeRooms, count: int, tag: str) -> list[d
 
 # The list carries each room's participant ids and topic (``include``); hosts and participants in one batch.
 LIST_BUDGET = Counter({"rooms.list_rooms": 1, "users.get_many": 1})
-
-
-def includes_asked(rooms: FakeRooms, monkeypatch: pytest.MonkeyPatch, method: str) -> list[list[str] | None]:
-    """The ``include`` of every call of the fake rooms service's ``method`` from now on."""
-    asked: list[list[str] | None] = []
-    original = getattr(rooms, method)
-
-    def spy(*args: Any, include: list[str] | None = None, **kwargs: Any) -> Any:
-        asked.append(include)
-        return original(*args, include=include, **kwargs)
-
-    monkeypatch.setattr(rooms, method, spy)
-    return asked
 
 
 async def test_a_list_of_50_rooms_costs_the_same_two_calls_as_a_list_of_5(client, users, rooms, rpc):

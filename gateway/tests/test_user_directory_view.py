@@ -17,8 +17,7 @@ import pytest
 from gateway.app import create_app
 from gateway.chat.relay import USERS_EXCHANGE, ChatRelay
 from gateway.settings import Settings
-from gateway.tests.fake_rooms import FakeRooms
-from gateway.tests.fake_users import FakeRpc, FakeUsers
+from gateway.tests.fake_users import FakeRpc
 from gateway.tests.test_view import SECRET, gql, token_for
 from gateway.users.directory import VIEWER_TTL
 
@@ -33,21 +32,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture
-def users() -> FakeUsers:
-    return FakeUsers()
-
-
-@pytest.fixture
-def rooms() -> FakeRooms:
-    return FakeRooms()
-
-
-@pytest.fixture
-def rpc(users: FakeUsers, rooms: FakeRooms) -> FakeRpc:
-    return FakeRpc(users=users, rooms=rooms)
 
 
 @pytest.fixture
