@@ -8,5 +8,6 @@ subscription (B6), both fed by one relay of the messages service's events per ga
   its WebSocket transport on ``/graphql/``;
 * pure parts: :mod:`~gateway.chat.events` (what the relay carries), :mod:`~gateway.chat.frames` (the
   socket's wire format), :mod:`~gateway.chat.limits` (Origin, frame size, rate), :mod:`~gateway.chat.catchup`
-  (no gap, no duplicate after ``since``/``after``), :mod:`~gateway.chat.authors` (who wrote a message).
+  (no gap, no duplicate after ``since``/``after``); message authors come from the gateway's user directory
+  (:mod:`gateway.users.directory`).
 """

@@ -104,7 +104,7 @@ async def follow_room(
     except BaseException:
         await relay.unsubscribe(subscriber)
         raise
-    relay.authors.learn(user)  # the author of whatever this socket sends
+    relay.users.learn(user)  # the author of whatever this socket sends
     return subscriber
 
 

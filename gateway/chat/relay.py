@@ -196,11 +196,6 @@ class ChatRelay:
         return self._connected
 
     @property
-    def authors(self) -> UserDirectory:
-        """The user directory, as the chat knows it: where the authors of ``new`` frames come from."""
-        return self.users
-
-    @property
     def bound_rooms(self) -> frozenset[str]:
         """Rooms whose events this gateway's queue currently receives."""
         return frozenset(self._bound)
@@ -431,7 +426,7 @@ class ChatRelay:
         self._queue = self._router = None
         self._bound.clear()
         self._room_seq.clear()
-        self.authors.clear()
+        self.users.clear()
         self._access_change(None, None)
         for subscriber in self.subscribers():
             subscriber.end(EndReason.RELAY_LOST)
@@ -484,7 +479,7 @@ class ChatRelay:
             return
         self._room_seq[event.room_id] = max(last, event.seq)
         if event.action == NEW and event.author_id is not None:
-            event.author = self.authors.lookup(event.author_id)  # one lookup for every subscriber
+            event.author = self.users.lookup(event.author_id)  # one lookup for every subscriber
         for subscriber in tuple(subscribers):
             subscriber.offer(event)
 

@@ -32,7 +32,6 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from gateway.auth import credentials
 from gateway.chat import frames
 from gateway.chat.access import AccessDenied, HandshakeRpc, follow_room, user_by_email
-from gateway.chat.authors import AuthorCache
 from gateway.chat.catchup import CatchUp
 from gateway.chat.events import NEW, ChatEvent, canonical_id
 from gateway.chat.limits import RateLimiter, frame_size, origin_allowed
@@ -52,6 +51,7 @@ from gateway.rpc import (
     ServiceUnavailable,
 )
 from gateway.settings import Settings
+from gateway.users.directory import UserDirectory
 
 log = logging.getLogger("gateway.chat")
 
@@ -137,7 +137,7 @@ async def _deny(websocket: WebSocket, status: int, text: str) -> None:
         await websocket.close()
 
 
-async def socket_frame(event: ChatEvent, authors: AuthorCache) -> str:
+async def socket_frame(event: ChatEvent, authors: UserDirectory) -> str:
     """``event``'s encoded frame, built once per event whatever the number of sockets; ``""`` when there
     is nothing to send (a ``new`` whose author's account is gone: its deletion follows). Raises
     :class:`~gateway.rpc.RpcError` when the author cannot be looked up."""
@@ -297,7 +297,7 @@ class ChatSession:
         """Catch up (``since``/``after``), then write live events until the subscriber ends."""
         catch_up = await self._catch_up()
         buffered = self.subscriber.pending if catch_up is not None else 0
-        authors = self.relay.authors
+        authors = self.relay.users
         while True:
             event = await self.subscriber.next()
             if catch_up is not None:
@@ -354,7 +354,7 @@ class ChatSession:
         return CatchUp.after(events)
 
     async def _send_replay(self, events: list[ChatEvent]) -> None:
-        authors = await self.relay.authors.get_many(
+        authors = await self.relay.users.get_many(
             event.author_id for event in events if event.action == NEW and event.author_id
         )
         for event in events:

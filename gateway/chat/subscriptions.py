@@ -126,7 +126,7 @@ async def _events(
             message = None
             if event.action != DELETE and event.message is not None:
                 try:
-                    author = await asyncio.shield(relay.authors.lookup(event.author_id or ""))  # shared lookup
+                    author = await asyncio.shield(relay.users.lookup(event.author_id or ""))  # shared lookup
                 except RpcError as exc:
                     raise errors.from_rpc_error(exc) from exc
                 if author is None:

@@ -149,7 +149,7 @@ async def test_a_handshake_makes_three_rpcs_under_one_call_id(caplog):
     assert len(stacks) == 1 and len(next(iter(stacks))) == 1
     (subscriber,) = world.relay.subscribers()
     assert (subscriber.room_id, subscriber.user_id) == (world.room["id"], world.alice["id"])
-    assert world.relay.authors.lookup(world.alice["id"]).done()  # the author of what this socket sends
+    assert world.relay.users.lookup(world.alice["id"]).done()  # the author of what this socket sends
     (opened,) = [record for record in caplog.records if record.getMessage() == "chat socket opened"]
     assert (opened.rpc_calls, opened.call_id) == (3, next(iter(stacks))[0])  # type: ignore[attr-defined]
     await handshake.leave()

@@ -249,11 +249,11 @@ async def test_garbage_does_not_stop_the_relay():
 async def test_losing_the_connection_ends_everyone_and_voids_bindings():
     relay, _ = connected_relay()
     subscribers = [await relay.subscribe(ROOM_A, ALICE), await relay.subscribe(ROOM_B, BOB)]
-    relay.authors.learn({"id": ALICE, "username": "alice"})
+    relay.users.learn({"id": ALICE, "username": "alice"})
     relay._lose_connection()
     assert {s.end_reason for s in subscribers} == {EndReason.RELAY_LOST}
     assert relay.bound_rooms == frozenset() and not relay.connected
-    assert relay.authors._records == {}  # user events may have been missed
+    assert relay.users._records == {}  # user events may have been missed
     with pytest.raises(RelayUnavailable):
         await relay.subscribe(ROOM_A, ALICE)
     for subscriber in subscribers:

@@ -97,7 +97,7 @@ async def finish(websocket: FakeWebSocket, task: asyncio.Task[None]) -> None:
 async def test_a_posted_message_comes_back_only_through_the_relay():
     services = FakeServices(messages__post_message={"id": uid(1)})
     relay, _, websocket, task = await session_with(services)
-    relay.authors.learn({"id": ALICE, "username": "alice", "avatar": ""})
+    relay.users.learn({"id": ALICE, "username": "alice", "avatar": ""})
     websocket.frame({"type": "text", "message": "hi"})
     async with asyncio.timeout(5):
         while services.calls != ["messages.post_message"]:

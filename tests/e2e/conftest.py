@@ -11,7 +11,9 @@ import random
 import time
 import uuid
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -187,18 +189,30 @@ def capped_api(capped_gateway_url):
         yield Api(capped_gateway_url, client)
 
 
-def request_log(stack, operation: str, timeout: float = 5.0) -> dict[str, Any]:
-    """The gateway's structured log line for the request named ``operation`` (one JSON object per line)."""
+def log_record(log_path: Path, matches: Callable[[dict[str, Any]], bool], what: str, timeout: float = 5.0) -> dict[str, Any]:
+    """The first structured line (one JSON object per line) of a process's log that ``matches``, waiting
+    up to ``timeout`` seconds for it to be written."""
     deadline = time.monotonic() + timeout
     while True:
-        for line in stack.gateways[0].log_path.read_text(errors="replace").splitlines():
-            if not line.startswith("{"):
-                continue
-            record = json.loads(line)
-            if record.get("logger") == "gateway.request" and record.get("operation") == operation:
-                return record
-        assert time.monotonic() < deadline, f"no request log line for {operation}"
+        for line in log_path.read_text(errors="replace").splitlines():
+            if line.startswith("{"):
+                record = json.loads(line)
+                if matches(record):
+                    return record
+        assert time.monotonic() < deadline, f"no log line for {what}"
         time.sleep(0.1)
+
+
+def request_log(stack, operation: str, url: str | None = None, timeout: float = 5.0) -> dict[str, Any]:
+    """The request log line of the request named ``operation`` on the gateway serving ``url`` (the
+    first gateway by default)."""
+    gateway = stack.gateways[stack.gateway_urls.index(url) if url else 0]
+    return log_record(
+        gateway.log_path,
+        lambda record: record.get("logger") == "gateway.request" and record.get("operation") == operation,
+        f"request {operation}",
+        timeout,
+    )
 
 
 # --- GraphQL helpers shared by the rooms, messages and chat tests ---------------------------------------------

@@ -31,6 +31,7 @@ from tests.e2e.conftest import (
     data,
     join,
     leave,
+    log_record,
     make_token,
     now,
     unique,
@@ -267,17 +268,13 @@ async def test_slash_form_and_200_character_names(api, gateways):
     await member_chat.close()
 
 
-def socket_opened_log(stack, user_id: str, timeout: float = 5.0) -> dict[str, Any]:
+def socket_opened_log(stack, user_id: str) -> dict[str, Any]:
     """The first gateway's log line saying a chat socket of ``user_id`` opened."""
-    deadline = time.monotonic() + timeout
-    while True:
-        for line in stack.gateways[0].log_path.read_text(errors="replace").splitlines():
-            if line.startswith("{"):
-                record = json.loads(line)
-                if record.get("msg") == "chat socket opened" and record.get("user_id") == user_id:
-                    return record
-        assert time.monotonic() < deadline, f"no chat socket opened for {user_id}"
-        time.sleep(0.1)
+    return log_record(
+        stack.gateways[0].log_path,
+        lambda record: record.get("msg") == "chat socket opened" and record.get("user_id") == user_id,
+        f"chat socket opened by {user_id}",
+    )
 
 
 async def test_a_handshake_costs_at_most_three_rpcs(api, stack):

@@ -4,33 +4,17 @@ serves the users it knows without asking the users service, and a change made th
 
 from __future__ import annotations
 
-import json
-import time
 from typing import Any
 
 import httpx
 import pytest
 
 from testing.services import wait_until
-from tests.e2e.conftest import PASSWORD, Api, error_of, letters
+from tests.e2e.conftest import PASSWORD, Api, error_of, letters, request_log
 
 WHO = "query {name}($u: String!) {{ me {{ name }} user(userSlug: $u) {{ name }} }}"
 UPDATE = 'mutation { updateUser(name: "Changed Name") { user { name } } }'
 AUTH_STATUS = "{ authStatus { isAuthenticated } }"
-
-
-def gateway_request_log(stack, url: str, operation: str, timeout: float = 5.0) -> dict[str, Any]:
-    """The request log line of ``operation`` on the gateway serving ``url``."""
-    log_path = stack.gateways[stack.gateway_urls.index(url)].log_path
-    deadline = time.monotonic() + timeout
-    while True:
-        for line in log_path.read_text(errors="replace").splitlines():
-            if line.startswith("{"):
-                record = json.loads(line)
-                if record.get("logger") == "gateway.request" and record.get("operation") == operation:
-                    return record
-        assert time.monotonic() < deadline, f"no request log line for {operation}"
-        time.sleep(0.1)
 
 
 @pytest.fixture
@@ -53,7 +37,7 @@ def test_a_change_through_one_gateway_reaches_another_with_its_event(api, second
     operation = letters("Known")
     assert who(second_api, user, operation)["data"]["me"] == {"name": "Test User"}
     # The viewer and the user by username, known now: no call to the users service at all.
-    assert gateway_request_log(stack, second_api.base_url, operation)["rpc_calls"] == 0
+    assert request_log(stack, operation, second_api.base_url)["rpc_calls"] == 0
 
     assert api.gql(UPDATE, token=user["token"])["data"]["updateUser"]["user"] == {"name": "Changed Name"}
     assert who(api, user)["data"] == {"me": {"name": "Changed Name"}, "user": {"name": "Changed Name"}}
